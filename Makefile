@@ -1,0 +1,60 @@
+# memberscore developer commands.  `make demo` and `make test` work on a fresh clone
+# with Python 3.11 and Java 17: they create (or reuse) .venv/ and install the pinned
+# dependencies and the project into it first.
+
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+CONSTRAINTS := requirements/constraints.txt
+STAMP  := $(VENV)/.installed
+# Every pip call (and the build environment of our own package) uses the pins.
+export PIP_CONSTRAINT := $(abspath $(CONSTRAINTS))
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: install test demo bench lint typecheck wheel docs constraints clean check-tools
+
+install: $(STAMP)
+
+$(STAMP): setup.py $(CONSTRAINTS)
+	@$(MAKE) --no-print-directory check-tools
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e ".[local,dev]"
+	@touch $@
+
+check-tools:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11'" >&2; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' || { echo "make: $(PYTHON) is not Python 3.11" >&2; exit 1; }
+	@java -version >/dev/null 2>&1 || { echo "make: Java 17 is required for local Spark and 'java' was not found; install a JDK 17 (e.g. apt-get install openjdk-17-jre-headless)" >&2; exit 1; }
+
+# pytest exits 5 when it collected no test: that is a failure here, not a pass.
+test: install
+	@$(PY) -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests; failing" >&2; exit 1; fi; \
+	exit $$rc
+
+demo: install
+	$(VENV)/bin/memberscore demo
+
+bench: install
+	$(PY) -m benchmarks
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+wheel: install
+	$(PY) -m build --wheel --no-isolation --outdir dist .
+
+docs: install
+	$(PY) -m memberscore.docs
+
+# Re-resolve the pins from setup.py's ranges (needs the package registry).
+constraints:
+	rm -rf /tmp/memberscore-constraints && $(PYTHON) -m venv /tmp/memberscore-constraints
+	PIP_CONSTRAINT= /tmp/memberscore-constraints/bin/pip install --quiet ".[local,dev]"
+	@echo "review and copy: /tmp/memberscore-constraints/bin/pip freeze --exclude memberscore"
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

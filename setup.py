@@ -1,0 +1,101 @@
+"""Build the one `memberscore` wheel that every job runs from.
+
+The repository keeps the contract's top-level layout (`jobs/`, `transforms/`,
+`expectations/`, `conf/`) and maps each folder into the `memberscore` package, so
+the installed wheel has one import namespace (`memberscore.jobs`, ...) instead of
+generic top-level names such as `jobs` in site-packages.  `conf/*.yml` and
+`expectations/*.json` are package data: the wheel alone can run every job.
+"""
+
+from pathlib import Path
+
+from setuptools import setup
+
+JOBS = [
+    "demo",
+    "generate",
+    "ingest",
+    "features",
+    "backfill",
+    "validate",
+    "train",
+    "score",
+    "publish",
+    "monitor",
+    "pipeline",
+]
+
+setup(
+    name="memberscore",
+    version="0.1.0",
+    description="Batch feature and scoring pipeline for SME members, on Spark and Delta",
+    long_description=Path("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.11,<3.13",
+    packages=[
+        "memberscore",
+        "memberscore.lake",
+        "memberscore.jobs",
+        "memberscore.transforms",
+        "memberscore.conf",
+        "memberscore.expectations",
+    ],
+    package_dir={
+        "memberscore": "memberscore",
+        "memberscore.jobs": "jobs",
+        "memberscore.transforms": "transforms",
+        "memberscore.conf": "conf",
+        "memberscore.expectations": "expectations",
+    },
+    package_data={
+        "memberscore.conf": ["*.yml"],
+        "memberscore.expectations": ["*.json"],
+    },
+    include_package_data=False,
+    # Ranges here, exact pins in requirements/constraints.txt (every install uses it).
+    # pyspark and delta-spark are not runtime requirements: Databricks provides them,
+    # and installing a second pyspark onto a cluster breaks it.  Locally they come
+    # from the `local` extra.
+    install_requires=[
+        "pyyaml>=6,<7",
+        "pandas>=2.2,<3",
+        "numpy>=1.26,<3",
+        "pyarrow>=16",
+        "deltalake>=1.1,<2",
+        "mlflow>=3.1,<4",
+        "scikit-learn>=1.5,<2",
+        "great-expectations>=1.5,<2",
+        "snowflake-connector-python>=3.12,<5",
+    ],
+    extras_require={
+        "local": [
+            "pyspark>=4.0,<4.1",
+            "delta-spark>=4.0,<4.1",
+            "fakesnow[server]>=0.12,<0.13",
+        ],
+        "dev": [
+            "pytest>=8",
+            "chispa>=0.10",
+            "ruff",
+            "mypy",
+            "types-PyYAML",
+            "build",
+            "setuptools>=69",
+            "wheel",
+            "databricks-bundles",
+        ],
+    },
+    entry_points={
+        "console_scripts": [
+            "memberscore=memberscore.cli:main",
+            # One entry point per job, for Databricks python_wheel_task
+            # (package_name: memberscore, entry_point: memberscore-<job>).
+            *[f"memberscore-{job}=memberscore.entrypoints:{job}" for job in JOBS],
+        ],
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3.11",
+        "License :: OSI Approved :: Apache Software License",
+    ],
+)
