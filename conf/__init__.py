@@ -1,0 +1,1 @@
+"""Packaged configuration: base.yml plus one override file per environment."""

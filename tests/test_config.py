@@ -1,0 +1,158 @@
+"""Configuration: typed, merged per environment, strict about keys, secrets unrevealed."""
+
+from __future__ import annotations
+
+import shutil
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from memberscore.config import ENVIRONMENTS, Secret, load_settings
+from memberscore.errors import ConfigError
+
+
+@pytest.fixture
+def conf_dir(tmp_path: Path) -> Path:
+    """A writable copy of the packaged conf/ folder."""
+    target = tmp_path / "conf"
+    source = resources.files("memberscore.conf")
+    target.mkdir()
+    for name in ["base.yml", *(f"{env}.yml" for env in ENVIRONMENTS)]:
+        (target / name).write_text(source.joinpath(name).read_text())
+    return target
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_packaged_environment_loads(env: str) -> None:
+    settings = load_settings(env)
+    assert settings.env == env
+    assert settings.ingest.max_bad_row_share == 0.01
+    assert settings.features.allowed_lateness_hours == 6.0
+    assert settings.models.feature_ttl_days == 7
+    assert settings.snowflake.published_tables == (
+        "member_features_daily", "member_scores", "drift_metrics")
+
+
+def test_local_overrides_base_and_databricks_targets_use_unity_catalog() -> None:
+    local, prod = load_settings("local"), load_settings("prod")
+    assert local.snowflake.protocol == "http" and local.snowflake.local_server is True
+    assert local.lake.catalog is None and local.lake.backend == "auto"
+    assert prod.lake.catalog == "memberscore_prod" and prod.lake.backend == "delta-spark"
+    assert prod.snowflake.local_server is False  # from base.yml, not overridden
+    assert prod.snowflake.database == "ANALYTICS"
+    assert isinstance(prod.snowflake.private_key, Secret)
+
+
+def test_settings_are_frozen() -> None:
+    settings = load_settings("local")
+    with pytest.raises(AttributeError):
+        settings.ingest.max_bad_row_share = 0.5  # type: ignore[misc]
+
+
+def test_unknown_key_names_file_and_key(conf_dir: Path) -> None:
+    path = conf_dir / "local.yml"
+    path.write_text(path.read_text() + "\ningest:\n  max_bad_row_shares: 0.2\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings("local", conf_dir)
+    message = str(err.value)
+    assert str(path) in message
+    assert "unknown key 'ingest.max_bad_row_shares'" in message
+
+
+def test_unknown_top_level_key(conf_dir: Path) -> None:
+    path = conf_dir / "dev.yml"
+    path.write_text(path.read_text() + "\nfeaturez: {}\n")
+    with pytest.raises(ConfigError, match=r"dev\.yml: unknown key 'featurez'"):
+        load_settings("dev", conf_dir)
+
+
+def test_missing_key_names_file_and_key(conf_dir: Path) -> None:
+    path = conf_dir / "base.yml"
+    text = path.read_text().replace("  max_bad_row_share: 0.01\n", "")
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_settings("local", conf_dir)
+    assert str(path) in str(err.value)
+    assert "missing key 'ingest.max_bad_row_share'" in str(err.value)
+
+
+def test_wrong_type_is_refused(conf_dir: Path) -> None:
+    path = conf_dir / "local.yml"
+    path.write_text(path.read_text() + "\nspark:\n  shuffle_partitions: many\n")
+    with pytest.raises(ConfigError, match=r"'spark.shuffle_partitions' must be a whole number"):
+        load_settings("local", conf_dir)
+
+
+def test_bad_choice_is_refused(conf_dir: Path) -> None:
+    path = conf_dir / "local.yml"
+    path.write_text(path.read_text() + "\nlake:\n  backend: parquet\n")
+    with pytest.raises(ConfigError, match=r"'lake.backend' must be one of auto, delta-rs"):
+        load_settings("local", conf_dir)
+
+
+def test_unknown_environment() -> None:
+    with pytest.raises(ConfigError, match="unknown environment 'qa'"):
+        load_settings("qa")
+
+
+def test_missing_override_file(conf_dir: Path) -> None:
+    (conf_dir / "staging.yml").unlink()
+    with pytest.raises(ConfigError, match=r"staging\.yml does not exist"):
+        load_settings("staging", conf_dir)
+
+
+def test_env_var_secret_is_resolved_only_when_revealed(
+    conf_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = conf_dir / "local.yml"
+    path.write_text(path.read_text() + "  password: ${MS_TEST_SNOWFLAKE_PASSWORD}\n")
+    monkeypatch.delenv("MS_TEST_SNOWFLAKE_PASSWORD", raising=False)
+    settings = load_settings("local", conf_dir)  # loading does not need the value
+    secret = settings.snowflake.password
+    assert isinstance(secret, Secret)
+    assert not secret.is_set()
+    with pytest.raises(ConfigError) as err:
+        secret.reveal()
+    assert "MS_TEST_SNOWFLAKE_PASSWORD is not set" in str(err.value)
+
+    monkeypatch.setenv("MS_TEST_SNOWFLAKE_PASSWORD", "hunter2-very-secret")
+    assert secret.reveal() == "hunter2-very-secret"
+    shown = f"{settings!r} {settings.snowflake} {secret}"
+    assert "hunter2" not in shown
+    assert "Secret(${MS_TEST_SNOWFLAKE_PASSWORD})" in shown
+
+
+def test_literal_secret_values_are_refused(conf_dir: Path) -> None:
+    path = conf_dir / "local.yml"
+    path.write_text(path.read_text() + "  password: plain-text-password\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings("local", conf_dir)
+    assert "secret values never go in conf files" in str(err.value)
+    assert "plain-text-password" not in str(err.value)
+
+
+def test_scope_secret_needs_databricks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DATABRICKS_RUNTIME_VERSION", raising=False)
+    secret = load_settings("prod").snowflake.private_key
+    assert secret is not None
+    with pytest.raises(ConfigError, match="only available on Databricks"):
+        secret.reveal()
+
+
+def test_home_defaults_to_env_then_cwd(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MEMBERSCORE_HOME", str(tmp_path / "h"))
+    assert load_settings("local").home_path() == (tmp_path / "h").resolve()
+    monkeypatch.delenv("MEMBERSCORE_HOME")
+    monkeypatch.chdir(tmp_path)
+    assert load_settings("local").home_path() == (tmp_path / ".memberscore").resolve()
+
+
+def test_conf_dir_from_environment(conf_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = conf_dir / "local.yml"
+    path.write_text(path.read_text() + "\ningest:\n  max_bad_row_share: 0.05\n")
+    monkeypatch.setenv("MEMBERSCORE_CONF_DIR", str(conf_dir))
+    assert load_settings("local").ingest.max_bad_row_share == 0.05
+    shutil.rmtree(conf_dir)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings("local")
