@@ -1,0 +1,52 @@
+"""The table I/O layer: one interface (`Lake`), two backends, chosen by conf.
+
+`lake.backend: auto` picks delta-spark when the Spark session can use Delta natively
+(Databricks, or Delta's jars on the classpath) and delta-rs otherwise.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from memberscore.errors import MissingDependencyError
+from memberscore.lake.base import Commit, HistoryEntry, Lake, PartitionValue
+from memberscore.spark import delta_spark_available
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from memberscore.config import LakeSettings
+
+__all__ = ["Commit", "HistoryEntry", "Lake", "PartitionValue", "open_lake", "resolve_backend"]
+
+
+def resolve_backend(settings: LakeSettings, spark: SparkSession) -> str:
+    """The backend `open_lake` will use for these settings and this session."""
+    if settings.backend != "auto":
+        return settings.backend
+    return "delta-spark" if delta_spark_available(spark) else "delta-rs"
+
+
+def open_lake(settings: LakeSettings, spark: SparkSession, home: Path) -> Lake:
+    """The Lake for these settings; `home` is the local-state root (for `<home>/lake`)."""
+    root = Path(settings.root) if settings.root else home / "lake"
+    backend = resolve_backend(settings, spark)
+    if backend == "delta-spark":
+        if not delta_spark_available(spark):
+            raise MissingDependencyError(
+                "lake.backend is delta-spark but this Spark session has no Delta jars "
+                "on its classpath; set lake.backend to auto or delta-rs for local runs"
+            )
+        from memberscore.lake.delta_spark import DeltaSparkLake
+
+        use_root = None if settings.catalog else root
+        return DeltaSparkLake(spark, use_root, settings.catalog, settings.schema)
+    if settings.catalog:
+        raise MissingDependencyError(
+            "lake.catalog is set (Unity Catalog tables) but the delta-rs backend only "
+            "reaches local folders; use lake.backend delta-spark on Databricks"
+        )
+    from memberscore.lake.delta_rs import DeltaRsLake
+
+    return DeltaRsLake(spark, root)

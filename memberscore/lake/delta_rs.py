@@ -1,0 +1,255 @@
+"""Delta tables on the local file system through delta-rs (the `deltalake` package).
+
+Used where Spark has no Delta jars (laptops and CI without Maven access).  Reads stay
+in Spark: delta-rs lists the Parquet files of the requested version and Spark reads
+them itself, with the declared schema, so nothing is collected to the driver.  Writes
+convert the Spark frame to Arrow on the driver and commit it with delta-rs; one
+write is one Delta commit with optimistic concurrency, so a lost race raises
+TableConflictError and writes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from memberscore.errors import TableConflictError, TableError
+from memberscore.lake.base import (
+    Commit,
+    HistoryEntry,
+    Lake,
+    PartitionValue,
+    validate_identifier,
+    where_sql,
+)
+
+if TYPE_CHECKING:
+    from deltalake import DeltaTable
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+
+class DeltaRsLake(Lake):
+    """Delta tables as folders `<root>/<table>`, written by delta-rs, read by Spark."""
+
+    backend = "delta-rs"
+
+    def __init__(self, spark: SparkSession, root: Path) -> None:
+        super().__init__(spark)
+        self.root = Path(root)
+
+    # ------------------------------------------------------------------ resolution
+
+    def location(self, table: str) -> str:
+        return str(self.root / validate_identifier(table))
+
+    def exists(self, table: str) -> bool:
+        from deltalake import DeltaTable
+
+        return DeltaTable.is_deltatable(self.location(table))
+
+    def _table(self, table: str, version: int | None = None) -> DeltaTable:
+        from deltalake import DeltaTable
+
+        self._require(table)
+        try:
+            return DeltaTable(self.location(table), version=version)
+        except Exception as exc:
+            if version is not None:
+                current = DeltaTable(self.location(table)).version()
+                raise TableError(
+                    f"table {table!r} has no version {version} (versions 0..{current} exist)"
+                ) from exc
+            raise TableError(f"cannot open table {table!r} at {self.location(table)}: {exc}") \
+                from exc
+
+    # ------------------------------------------------------------------ reads
+
+    def read(self, table: str, version: int | None = None) -> DataFrame:
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        delta = self._table(table, version)
+        arrow_schema = pa.schema(delta.schema().to_arrow())
+        spark_schema = from_arrow_schema(arrow_schema)
+        files = delta.file_uris()
+        if not files:
+            return self.spark.createDataFrame([], spark_schema)
+        frame = (
+            self.spark.read.schema(spark_schema)
+            .option("basePath", self.location(table))
+            .parquet(*files)
+        )
+        return frame.select(*[f"`{name}`" for name in arrow_schema.names])
+
+    def version(self, table: str) -> int | None:
+        if not self.exists(table):
+            return None
+        return int(self._table(table).version())
+
+    def history(self, table: str, limit: int | None = None) -> list[HistoryEntry]:
+        entries = self._table(table).history(limit)
+        return [
+            HistoryEntry(
+                version=int(e["version"]),
+                timestamp=dt.datetime.fromtimestamp(e["timestamp"] / 1000, tz=dt.UTC),
+                operation=str(e.get("operation", "")),
+                parameters=dict(e.get("operationParameters") or {}),
+            )
+            for e in entries
+        ]
+
+    # ------------------------------------------------------------------ writes
+
+    def replace_where(
+        self,
+        table: str,
+        df: DataFrame,
+        where: Mapping[str, PartitionValue],
+        partition_by: Sequence[str] = (),
+    ) -> Commit:
+        predicate = where_sql(where)
+        data = self._to_arrow(table, df)
+        outside = _rows_outside(data, where)
+        if outside:
+            raise TableError(
+                f"refusing to write {outside} row(s) to {table!r} that do not match "
+                f"{predicate}; nothing was written"
+            )
+        if not self.exists(table):
+            return self._create(table, data, partition_by, "replace_where")
+        return self._commit(table, data, "replace_where", mode="overwrite", predicate=predicate)
+
+    def append(self, table: str, df: DataFrame, partition_by: Sequence[str] = ()) -> Commit:
+        data = self._to_arrow(table, df)
+        if not self.exists(table):
+            return self._create(table, data, partition_by, "append")
+        return self._commit(table, data, "append", mode="append")
+
+    def merge(
+        self,
+        table: str,
+        df: DataFrame,
+        keys: Sequence[str],
+        partition_by: Sequence[str] = (),
+    ) -> Commit:
+        if not keys:
+            raise TableError("merge needs at least one key column")
+        data = self._to_arrow(table, df)
+        missing = [k for k in keys if k not in data.column_names]
+        if missing:
+            raise TableError(f"merge into {table!r}: key column(s) {missing} not in the data")
+        duplicated = _duplicate_keys(data, keys)
+        if duplicated:
+            raise TableError(
+                f"merge into {table!r}: the data has {duplicated} duplicated key(s) on "
+                f"{list(keys)}; deduplicate the source first, nothing was written"
+            )
+        if not self.exists(table):
+            return self._create(table, data, partition_by, "merge")
+        predicate = " AND ".join(f"t.{validate_identifier(k)} = s.{k}" for k in keys)
+        delta = self._table(table)
+        try:
+            (
+                delta.merge(source=data, predicate=predicate, source_alias="s", target_alias="t")
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .execute()
+            )
+        except Exception as exc:
+            raise _translate(table, exc) from exc
+        return Commit(table, int(delta.version()), data.num_rows, "merge")
+
+    # ------------------------------------------------------------------ internals
+
+    def _to_arrow(self, table: str, df: DataFrame) -> pa.Table:
+        """The frame as Arrow, cast to the existing table's schema when there is one."""
+        data = df.toArrow()
+        data = data.cast(_nullable(data.schema))
+        if not self.exists(table):
+            return data
+        target = pa.schema(self._table(table).schema().to_arrow())
+        if set(target.names) != set(data.column_names):
+            missing = sorted(set(target.names) - set(data.column_names))
+            extra = sorted(set(data.column_names) - set(target.names))
+            raise TableError(
+                f"data for {table!r} does not match the table's columns: "
+                f"missing {missing}, unexpected {extra}; nothing was written"
+            )
+        data = data.select(target.names)
+        try:
+            return data.cast(_nullable(target))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            found = {f.name: str(f.type) for f in data.schema}
+            expected = {f.name: str(f.type) for f in target}
+            diff = {k: f"{found[k]} (table has {v})" for k, v in expected.items()
+                    if found[k] != v}
+            raise TableError(f"data for {table!r} has other types than the table: {diff}") \
+                from exc
+
+    def _create(self, table: str, data: pa.Table, partition_by: Sequence[str],
+                operation: str) -> Commit:
+        from deltalake import write_deltalake
+
+        for column in partition_by:
+            if column not in data.column_names:
+                raise TableError(f"partition column {column!r} is not in the data for {table!r}")
+        Path(self.location(table)).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            write_deltalake(self.location(table), data, mode="error",
+                            partition_by=list(partition_by) or None)
+        except Exception as exc:
+            raise _translate(table, exc) from exc
+        log.info("created table %s at %s", table, self.location(table))
+        return Commit(table, 0, data.num_rows, operation)
+
+    def _commit(self, table: str, data: pa.Table, operation: str, **kwargs: Any) -> Commit:
+        from deltalake import write_deltalake
+
+        delta = self._table(table)
+        try:
+            write_deltalake(delta, data, **kwargs)
+        except Exception as exc:
+            raise _translate(table, exc) from exc
+        return Commit(table, int(delta.version()), data.num_rows, operation)
+
+
+def _nullable(schema: pa.Schema) -> pa.Schema:
+    """Tables hold nullable columns; not-null rules live in the expectation suites."""
+    return pa.schema([f.with_nullable(True) for f in schema])
+
+
+def _rows_outside(data: pa.Table, where: Mapping[str, PartitionValue]) -> int:
+    if data.num_rows == 0:
+        return 0
+    inside = None
+    for column, value in where.items():
+        if column not in data.column_names:
+            raise TableError(f"replace_where column {column!r} is not in the data")
+        match = pc.fill_null(pc.equal(data[column], pa.scalar(value, data[column].type)), False)
+        inside = match if inside is None else pc.and_(inside, match)
+    return data.num_rows - int(pc.sum(pc.cast(inside, pa.int64())).as_py() or 0)
+
+
+def _duplicate_keys(data: pa.Table, keys: Sequence[str]) -> int:
+    if data.num_rows == 0:
+        return 0
+    counts = data.group_by(list(keys)).aggregate([([], "count_all")])
+    return int(pc.sum(pc.greater(counts["count_all"], 1)).as_py() or 0)
+
+
+def _translate(table: str, exc: Exception) -> Exception:
+    name = type(exc).__name__
+    text = str(exc).splitlines()[0] if str(exc) else name
+    if name == "CommitFailedError" or "concurrent" in text.lower():
+        return TableConflictError(
+            f"another writer committed to {table!r} first ({text}); nothing of this run "
+            "was written: re-run the job"
+        )
+    return TableError(f"writing {table!r} failed: {text}")

@@ -1,0 +1,73 @@
+"""Declared schemas of the sources and the bronze tables (never inferred from files).
+
+A source schema is the typed shape of one landing feed as the contract defines it.
+A bronze table holds the rows of a source that passed every ingest rule, typed, plus
+lineage: the landing day they arrived in, the file, and the ingest run.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import types as T
+
+MONEY = T.DecimalType(18, 2)
+
+LEGAL_FORMS = ("ltd", "sole_trader", "llp", "partnership")
+CHANNELS = ("card", "faster_payment", "bacs", "direct_debit", "transfer", "cash")
+STATUSES = ("settled", "failed", "reversed")
+CURRENCIES = ("GBP",)
+
+MEMBERS = T.StructType([
+    T.StructField("member_id", T.StringType(), False),
+    T.StructField("legal_form", T.StringType(), False),
+    T.StructField("industry_code", T.StringType(), False),
+    T.StructField("region", T.StringType(), False),
+    T.StructField("onboarded_at", T.TimestampType(), False),
+    T.StructField("closed_at", T.TimestampType(), True),
+    T.StructField("updated_at", T.TimestampType(), False),
+])
+
+TRANSACTIONS = T.StructType([
+    T.StructField("transaction_id", T.StringType(), False),
+    T.StructField("member_id", T.StringType(), False),
+    T.StructField("booked_at", T.TimestampType(), False),
+    T.StructField("amount", MONEY, False),
+    T.StructField("currency", T.StringType(), False),
+    T.StructField("channel", T.StringType(), False),
+    T.StructField("counterparty_id", T.StringType(), True),
+    T.StructField("status", T.StringType(), False),
+    T.StructField("ingested_at", T.TimestampType(), False),
+])
+
+MEMBER_OUTCOMES = T.StructType([
+    T.StructField("member_id", T.StringType(), False),
+    T.StructField("label_date", T.DateType(), False),
+    T.StructField("churned", T.BooleanType(), False),
+])
+
+SOURCES: dict[str, T.StructType] = {
+    "members": MEMBERS,
+    "transactions": TRANSACTIONS,
+    "member_outcomes": MEMBER_OUTCOMES,
+}
+
+# Lineage columns every bronze row carries.
+LINEAGE = [
+    T.StructField("landing_date", T.DateType(), False),
+    T.StructField("source_file", T.StringType(), False),
+    T.StructField("run_id", T.StringType(), False),
+]
+
+
+def bronze_table(source: str) -> str:
+    """The bronze table name of a source: `bronze_transactions`."""
+    return f"bronze_{source}"
+
+
+def quarantine_table(source: str) -> str:
+    """The quarantine table name of a source: `quarantine_transactions`."""
+    return f"quarantine_{source}"
+
+
+def bronze_schema(source: str) -> T.StructType:
+    """The source's typed columns followed by the lineage columns."""
+    return T.StructType([*SOURCES[source].fields, *LINEAGE])

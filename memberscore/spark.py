@@ -1,0 +1,142 @@
+"""The one place a SparkSession is made.
+
+On Databricks the runtime already has a session and we use it as it is.  Locally we
+build one from `conf` (`spark:` section): UTC session time zone, few shuffle
+partitions, Arrow transfers on, the UI off unless asked for.  When Delta's jars are on
+the classpath (in pyspark's own jars folder, or named in `spark.extra_conf`), the
+Delta SQL extension and catalog are switched on so the delta-spark backend can work.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from memberscore.errors import MissingDependencyError
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from memberscore.config import SparkSettings
+
+log = logging.getLogger(__name__)
+
+MIN_JAVA = 17
+DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
+DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+
+
+def on_databricks() -> bool:
+    """True inside a Databricks runtime (job cluster, all-purpose cluster, serverless)."""
+    return "DATABRICKS_RUNTIME_VERSION" in os.environ
+
+
+def java_major_version() -> int | None:
+    """The major version of the `java` Spark will start, or None when there is none."""
+    java_home = os.environ.get("JAVA_HOME")
+    java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
+    if not java or not Path(java).exists():
+        return None
+    try:
+        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
+    if not match:
+        return None
+    major = int(match.group(1))
+    return int(match.group(2) or 0) if major == 1 else major
+
+
+def check_java() -> None:
+    """Fail early, in one clear line, when Java 17+ is not there for local Spark."""
+    major = java_major_version()
+    if major is None:
+        raise MissingDependencyError(
+            f"Java {MIN_JAVA} is required for local Spark but no `java` was found "
+            "(checked $JAVA_HOME and PATH); install a JDK 17, e.g. "
+            "`apt-get install openjdk-17-jre-headless`, and set JAVA_HOME"
+        )
+    if major < MIN_JAVA:
+        raise MissingDependencyError(
+            f"Java {MIN_JAVA} or newer is required for Spark 4, found Java {major}; "
+            "point JAVA_HOME at a JDK 17"
+        )
+
+
+def delta_jars_present(settings: SparkSettings) -> bool:
+    """Whether the local session would have Delta's jars on its classpath."""
+    extra = " ".join(
+        str(settings.extra_conf.get(k, "")) for k in ("spark.jars", "spark.jars.packages")
+    )
+    if "delta" in extra:
+        return True
+    try:
+        import pyspark
+    except ImportError:
+        return False
+    jars = Path(pyspark.__file__).parent / "jars"
+    return any(jars.glob("delta-spark_*.jar"))
+
+
+def get_spark(settings: SparkSettings, *, want_delta: bool = True) -> SparkSession:
+    """Return the active session on Databricks, else build (or reuse) the local one."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "pyspark is not installed; install memberscore with the `local` extra "
+            "(`make test` or `pip install -e .[local]`)"
+        ) from exc
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    if on_databricks():  # pragma: no cover - Databricks only
+        return SparkSession.builder.getOrCreate()
+
+    check_java()
+    builder = (
+        SparkSession.builder.master(settings.master)
+        .appName(settings.app_name)
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
+        .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
+        .config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
+        .config("spark.default.parallelism", str(settings.shuffle_partitions))
+        .config("spark.driver.memory", settings.driver_memory)
+        .config("spark.ui.enabled", str(settings.ui_enabled).lower())
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.sql.adaptive.enabled", "true")
+    )
+    if want_delta and delta_jars_present(settings):
+        builder = builder.config("spark.sql.extensions", DELTA_EXTENSION).config(
+            "spark.sql.catalog.spark_catalog", DELTA_CATALOG
+        )
+    for key, value in settings.extra_conf.items():
+        builder = builder.config(key, str(value))
+    log.info("starting local Spark master=%s shuffle_partitions=%s",
+             settings.master, settings.shuffle_partitions)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def delta_spark_available(spark: SparkSession) -> bool:
+    """Whether this session can read and write Delta natively (jars + extension)."""
+    if on_databricks():
+        return True
+    try:
+        jvm = spark._jvm  # type: ignore[attr-defined]
+        if jvm is None:
+            return False
+        jvm.java.lang.Class.forName("io.delta.tables.DeltaTable")
+    except Exception:  # noqa: BLE001 - any failure means "not available"
+        return False
+    return DELTA_EXTENSION in (spark.conf.get("spark.sql.extensions", "") or "")

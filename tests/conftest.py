@@ -1,0 +1,60 @@
+"""Shared fixtures: one local Spark for the whole session, a fresh $MEMBERSCORE_HOME
+per test, and settings/context objects bound to it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Tests never read a developer's own state or a site conf folder.
+os.environ.pop("MEMBERSCORE_CONF_DIR", None)
+os.environ.setdefault("PYSPARK_PYTHON", os.environ.get("PYSPARK_PYTHON", "python"))
+
+from memberscore.config import Settings, load_settings
+from memberscore.context import RunContext
+
+
+@pytest.fixture(scope="session")
+def spark():  # type: ignore[no-untyped-def]
+    """One local SparkSession for every test (2 cores, 2 shuffle partitions, no UI)."""
+    import sys
+
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    from memberscore.spark import get_spark
+
+    settings = load_settings("local")
+    session = get_spark(
+        type(settings.spark)(
+            master="local[2]",
+            app_name="memberscore-tests",
+            shuffle_partitions=2,
+            driver_memory="2g",
+            ui_enabled=False,
+            extra_conf={"spark.sql.adaptive.coalescePartitions.enabled": "true"},
+        )
+    )
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh $MEMBERSCORE_HOME for one test."""
+    path = tmp_path / "home"
+    path.mkdir()
+    monkeypatch.setenv("MEMBERSCORE_HOME", str(path))
+    return path
+
+
+@pytest.fixture
+def settings(home: Path) -> Settings:
+    return load_settings("local")
+
+
+@pytest.fixture
+def ctx(settings: Settings, spark) -> Iterator[RunContext]:  # type: ignore[no-untyped-def]
+    yield RunContext(settings, run_id="test-run", spark=spark)

@@ -1,0 +1,42 @@
+"""The one Spark session factory: UTC, small shuffles, a clear Java message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from memberscore.errors import MissingDependencyError
+from memberscore.spark import check_java, java_major_version
+
+
+def test_session_is_utc_with_small_shuffles(spark) -> None:  # type: ignore[no-untyped-def]
+    assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
+    assert spark.conf.get("spark.sql.shuffle.partitions") == "2"
+    row = spark.sql("select cast('2026-03-29 01:30:00' as timestamp) as ts").first()
+    assert spark.sql("select date_format(cast('2026-03-29 01:30:00' as timestamp), "
+                     "'HH:mm') as t").first()["t"] == "01:30"  # no DST shift (BST starts)
+    assert row is not None
+
+
+def test_java_17_is_found_here() -> None:
+    major = java_major_version()
+    assert major is not None and major >= 17
+
+
+def test_missing_java_is_one_clear_message(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-jdk"))
+    with pytest.raises(MissingDependencyError) as err:
+        check_java()
+    assert "Java 17 is required" in str(err.value) and "JAVA_HOME" in str(err.value)
+
+
+def test_old_java_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = tmp_path / "jdk8" / "bin"
+    fake.mkdir(parents=True)
+    (fake / "java").write_text('#!/bin/sh\necho \'openjdk version "1.8.0_392"\' >&2\n')
+    (fake / "java").chmod(0o755)
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "jdk8"))
+    with pytest.raises(MissingDependencyError, match="found Java 8"):
+        check_java()
