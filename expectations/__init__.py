@@ -1,0 +1,1 @@
+"""Packaged Great Expectations suites (GX 1.x JSON), one per validated table."""

@@ -1,0 +1,20 @@
+"""`memberscore features`: not built yet (issue #4)."""
+
+from __future__ import annotations
+
+import argparse
+
+from memberscore.args import iso_date
+from memberscore.context import JobResult, RunContext
+from memberscore.errors import NotBuiltYetError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run-date", type=iso_date, required=True,
+                        help="the day to process, YYYY-MM-DD (UTC)")
+
+
+def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
+    raise NotBuiltYetError(
+        "`features` is not implemented yet (tracked in issue #4); nothing was done"
+    )

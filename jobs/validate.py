@@ -1,0 +1,20 @@
+"""`memberscore validate`: not built yet (issue #5)."""
+
+from __future__ import annotations
+
+import argparse
+
+from memberscore.args import iso_date
+from memberscore.context import JobResult, RunContext
+from memberscore.errors import NotBuiltYetError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run-date", type=iso_date, required=True,
+                        help="the day to process, YYYY-MM-DD (UTC)")
+
+
+def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
+    raise NotBuiltYetError(
+        "`validate` is not implemented yet (tracked in issue #5); nothing was done"
+    )

@@ -1,0 +1,26 @@
+"""argparse value types shared by the commands."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+
+
+def iso_date(text: str) -> dt.date:
+    """argparse type for `YYYY-MM-DD` dates (UTC days)."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, found {text!r}") \
+            from None
+
+
+def positive_int(text: str) -> int:
+    """argparse type for a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, found {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 1, found {value}")
+    return value

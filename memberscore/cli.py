@@ -1,0 +1,144 @@
+"""`memberscore [--env ENV] COMMAND [options]`: the one command-line entry point.
+
+Each command is a module in `memberscore.jobs` with `add_arguments(parser)` and
+`run(ctx, args) -> JobResult`.  This module parses arguments, loads configuration,
+builds the RunContext, logs one line at each job boundary, and turns failures into
+one line on stderr (a traceback only with --verbose).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from typing import NoReturn
+
+from memberscore.args import iso_date, positive_int  # noqa: F401 - re-exported
+from memberscore.config import ENVIRONMENTS, load_settings
+from memberscore.context import JobResult, RunContext, new_run_id
+from memberscore.errors import MemberscoreError
+from memberscore.logs import configure_logging
+
+log = logging.getLogger("memberscore")
+
+# command -> one-line description; the module is memberscore.jobs.<command>
+COMMANDS: dict[str, str] = {
+    "demo": "generate synthetic sources and run the whole pipeline for the last day",
+    "generate": "write synthetic landing files (members, transactions, member_outcomes)",
+    "ingest": "landing files of one day -> bronze Delta tables, bad rows quarantined",
+    "features": "member feature snapshot as of a day -> member_features_daily",
+    "backfill": "feature snapshots for every day in a range, resumable, each day atomic",
+    "validate": "Great Expectations suites over a day's bronze rows and features",
+    "train": "point-in-time training set, train, log and register in MLflow",
+    "score": "batch-score a day's feature snapshot with the champion model",
+    "publish": "publish a day's rows of the published tables to Snowflake",
+    "monitor": "drift and freshness metrics for a day -> drift_metrics",
+    "pipeline": "ingest, features, validate, score, publish, monitor for one day",
+    "warehouse": "serve the local Snowflake-compatible warehouse in the foreground",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the contract's one-line error (exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+        raise SystemExit(2)
+
+
+def job_module(command: str):  # type: ignore[no-untyped-def]
+    return importlib.import_module(f"memberscore.jobs.{command}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="memberscore",
+        description=(
+            "Batch features and churn scores for SME members: landing files -> Delta "
+            "lake -> Great Expectations -> MLflow model -> Snowflake."
+        ),
+        epilog=(
+            "Local state lives under $MEMBERSCORE_HOME (default .memberscore/). "
+            "`memberscore COMMAND --help` describes each command."
+        ),
+    )
+    parser.add_argument("--env", choices=ENVIRONMENTS, default="local",
+                        help="configuration environment from conf/ (default: local)")
+    parser.add_argument("--run-id", default=None,
+                        help="id recorded with every output row (default: generated)")
+    parser.add_argument("--verbose", "-v", action="store_true",
+                        help="debug logging and full tracebacks on failure")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+    for name, summary in COMMANDS.items():
+        sub = commands.add_parser(name, help=summary, description=summary)
+        job_module(name).add_arguments(sub)
+    return parser
+
+
+def run_command(argv: Sequence[str]) -> JobResult:
+    """Parse `argv`, run the command, and return its result (raises on failure)."""
+    args = build_parser().parse_args(list(argv))
+    configure_logging(args.verbose)
+    settings = load_settings(args.env)
+    ctx = RunContext(settings, run_id=args.run_id or new_run_id(), verbose=args.verbose)
+    return execute(ctx, args.command, args)
+
+
+def execute(ctx: RunContext, command: str, args: argparse.Namespace) -> JobResult:
+    """Run one job with the boundary log lines; used by the CLI and by `pipeline`."""
+    run_date = getattr(args, "run_date", None)
+    boundary = f"job={command} env={ctx.env} run_id={ctx.run_id}" + (
+        f" run_date={run_date}" if run_date else ""
+    )
+    log.info("%s status=started home=%s", boundary, ctx.paths.home)
+    start = time.monotonic()
+    try:
+        result: JobResult = job_module(command).run(ctx, args)
+    except BaseException as exc:
+        log.info("%s status=failed seconds=%.1f error=%s", boundary,
+                 time.monotonic() - start, type(exc).__name__)
+        raise
+    rows = " ".join(f"{table}={count}" for table, count in result.rows.items())
+    log.info("%s status=ok seconds=%.1f %s", boundary, time.monotonic() - start,
+             f"rows: {rows}" if rows else "")
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console-script entry point; returns the process exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = "--verbose" in argv or "-v" in argv
+    command = next((a for a in argv if a in COMMANDS), "memberscore")
+    try:
+        result = run_command(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        return int(exc.code or 0)
+    except KeyboardInterrupt:
+        sys.stderr.write(f"memberscore: {command} interrupted\n")
+        return 130
+    except MemberscoreError as exc:
+        if verbose:
+            traceback.print_exc()
+        sys.stderr.write(f"memberscore: {command} failed: {exc}\n")
+        return exc.exit_code
+    except Exception as exc:  # noqa: BLE001 - the last line of defence
+        if verbose:
+            traceback.print_exc()
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        sys.stderr.write(
+            f"memberscore: {command} failed unexpectedly: {type(exc).__name__}: {first} "
+            "(re-run with --verbose for the traceback and report it)\n"
+        )
+        return 1
+    for line in result.messages:
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,46 @@
+"""Logging, configured once per process, and progress reporting for long work."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+T = TypeVar("T")
+
+_FORMAT = "%(asctime)s %(levelname)-5s %(name)s: %(message)s"
+_NOISY = ("py4j", "pyspark", "urllib3", "snowflake.connector", "great_expectations",
+          "mlflow", "alembic", "botocore", "numexpr", "fakesnow", "uvicorn", "httpx")
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """Send our log lines to stderr; third-party chatter only with --verbose."""
+    root = logging.getLogger()
+    if getattr(configure_logging, "_done", False):
+        root.setLevel(logging.DEBUG if verbose else logging.INFO)
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(_FORMAT, datefmt="%Y-%m-%dT%H:%M:%S"))
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for name in _NOISY:
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
+    logging.Formatter.converter = time.gmtime  # log times in UTC, like the data
+    configure_logging._done = True  # type: ignore[attr-defined]
+
+
+def progress(items: Iterable[T], label: str, total: int | None = None,
+             logger: logging.Logger | None = None, every_seconds: float = 10.0) -> Iterator[T]:
+    """Yield `items`, logging `label i/total` on the first, the last, and every
+    `every_seconds` in between, with the elapsed time, so long work is visible."""
+    out = logger or logging.getLogger("memberscore.progress")
+    start = last = time.monotonic()
+    for count, item in enumerate(items, start=1):
+        now = time.monotonic()
+        if count == 1 or now - last >= every_seconds or (total is not None and count == total):
+            of = f"/{total}" if total is not None else ""
+            out.info("%s %d%s (%.1fs)", label, count, of, now - start)
+            last = now
+        yield item

@@ -1,0 +1,45 @@
+"""The command line: help, usage errors in one line, commands not built yet."""
+
+from __future__ import annotations
+
+import pytest
+
+from memberscore.cli import COMMANDS, main
+
+CONTRACT_COMMANDS = {"demo", "generate", "ingest", "features", "backfill", "validate",
+                     "train", "score", "publish", "monitor", "pipeline", "warehouse"}
+
+
+def test_help_lists_every_contract_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert set(COMMANDS) == CONTRACT_COMMANDS
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in CONTRACT_COMMANDS:
+        assert command in out
+    assert "--env" in out and "--verbose" in out
+
+
+@pytest.mark.parametrize("command", sorted(CONTRACT_COMMANDS))
+def test_each_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([command, "--help"]) == 0
+    assert f"usage: memberscore {command}" in capsys.readouterr().out
+
+
+def test_unknown_command_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["frobnicate"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "invalid choice: 'frobnicate'" in err[0]
+    assert "--help" in err[0]
+
+
+def test_bad_date_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["features", "--run-date", "2026-13-01"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "expected a date as YYYY-MM-DD, found '2026-13-01'" in err[0]
+
+
+def test_unknown_env_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--env", "qa", "features", "--run-date", "2026-01-01"]) == 2
+    assert "invalid choice: 'qa'" in capsys.readouterr().err
