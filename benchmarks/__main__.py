@@ -1,0 +1,72 @@
+"""`python -m benchmarks [--only NAME ...] [--workdir DIR]`: run every benchmark,
+print a table, write benchmarks/results.json, exit 1 when a figure misses its target
+or a benchmark fails."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+import traceback
+from pathlib import Path
+
+from benchmarks.common import Measurement, Workspace
+from memberscore.logs import configure_logging
+
+# In order: later benchmarks reuse data prepared by earlier ones.
+MODULES = [
+    "bench_lake",
+]
+
+RESULTS = Path(__file__).with_name("results.json")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks")
+    parser.add_argument("--only", action="append", default=None,
+                        help="run only this module (bench_lake, ...); repeatable")
+    parser.add_argument("--workdir", type=Path, default=Path(".memberscore-bench"),
+                        help="where generated data is kept between runs")
+    args = parser.parse_args(argv)
+    configure_logging()
+    log = logging.getLogger("benchmarks")
+    workspace = Workspace(args.workdir.resolve())
+    results: list[Measurement] = []
+    failed: list[str] = []
+    for name in args.only or MODULES:
+        log.info("benchmark %s: starting", name)
+        try:
+            module = importlib.import_module(f"benchmarks.{name}")
+            results.extend(module.run(workspace))
+        except Exception:  # noqa: BLE001 - report and go on with the others
+            failed.append(name)
+            log.error("benchmark %s failed:\n%s", name, traceback.format_exc())
+            results.append(Measurement(f"{name}_failed", None, "error"))
+    print_table(results)
+    RESULTS.write_text(json.dumps([m.as_json() for m in results], indent=2) + "\n")
+    print(f"\nwrote {RESULTS}")
+    missed = [m.name for m in results if not m.ok]
+    if missed:
+        print(f"missed or failed: {', '.join(missed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def print_table(results: list[Measurement]) -> None:
+    rows = [("benchmark", "value", "unit", "target", "ok")]
+    for m in results:
+        target = "" if m.target is None else (">= " if m.higher_is_better else "<= ") + \
+            f"{m.target:g}"
+        value = "-" if m.value is None else f"{m.value:,.3f}".rstrip("0").rstrip(".")
+        rows.append((m.name, value, m.unit, target, "ok" if m.ok else "MISSED"))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for i, row in enumerate(rows):
+        print("  ".join(cell.ljust(widths[j]) for j, cell in enumerate(row)))
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

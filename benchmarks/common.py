@@ -1,0 +1,83 @@
+"""What every benchmark shares: the Measurement record, a timer, and one workspace
+(a $MEMBERSCORE_HOME and a Spark session) reused by all benchmarks of a run."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from memberscore.config import Settings, load_settings
+from memberscore.context import RunContext
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One figure. `ok` is whether it meets `target` (lower is better unless
+    `higher_is_better`); a figure without a target is informational and ok."""
+
+    name: str
+    value: float | None
+    unit: str
+    target: float | None = None
+    higher_is_better: bool = False
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        if self.value is None:
+            return False
+        if self.target is None:
+            return True
+        return self.value >= self.target if self.higher_is_better else self.value <= self.target
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, "value": self.value, "unit": self.unit,
+                "target": self.target, "ok": self.ok}
+
+
+@contextmanager
+def timer() -> Iterator[dict[str, float]]:
+    """`with timer() as t: ...` then `t["seconds"]`."""
+    box: dict[str, float] = {}
+    start = time.perf_counter()
+    try:
+        yield box
+    finally:
+        box["seconds"] = time.perf_counter() - start
+
+
+@dataclass
+class Workspace:
+    """A benchmark home directory; data prepared in it is reused across benchmarks
+    (and across runs, keyed by marker files) so each figure measures one thing."""
+
+    root: Path
+    markers: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        os.environ["MEMBERSCORE_HOME"] = str(self.root)
+
+    @cached_property
+    def settings(self) -> Settings:
+        return load_settings("local")
+
+    @cached_property
+    def ctx(self) -> RunContext:
+        return RunContext(self.settings, run_id="bench")
+
+    def new_ctx(self, run_id: str = "bench") -> RunContext:
+        """A fresh context sharing the session (jobs may cache per context)."""
+        return RunContext(self.settings, run_id=run_id, spark=self.ctx.spark)
+
+    def done(self, marker: str) -> bool:
+        return (self.root / f".{marker}.done").exists()
+
+    def mark(self, marker: str) -> None:
+        (self.root / f".{marker}.done").write_text("ok\n")
