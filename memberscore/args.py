@@ -7,7 +7,11 @@ import datetime as dt
 
 
 def iso_date(text: str) -> dt.date:
-    """argparse type for `YYYY-MM-DD` dates (UTC days)."""
+    """argparse type for `YYYY-MM-DD` dates (UTC days); `yesterday` and `today` name
+    the UTC days relative to now (the scheduled jobs' default run date)."""
+    relative = {"today": 0, "yesterday": 1}
+    if text in relative:
+        return dt.datetime.now(dt.UTC).date() - dt.timedelta(days=relative[text])
     try:
         return dt.date.fromisoformat(text)
     except ValueError:

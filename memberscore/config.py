@@ -311,9 +311,37 @@ def load_settings(env: str = "local", conf_dir: str | Path | None = None) -> Set
     origin: dict[str, str] = {}
     _record_origin(base, origin, base_where)
     merged = _merge(base, override, origin, env_where)
+    for var, nested in _environment_overrides().items():
+        merged = _merge(merged, nested, origin, f"environment variable {var}")
     merged["env"] = env
     origin["env"] = "--env"
     return _bind(Settings, merged, origin, base_where, "")
+
+
+ENV_OVERRIDE_PREFIX = "MEMBERSCORE__"
+
+
+def _environment_overrides() -> dict[str, dict[str, Any]]:
+    """`MEMBERSCORE__LAKE__CATALOG=x` overrides `lake.catalog` (value parsed as YAML).
+
+    This is how a deployment (the Databricks bundle's job cluster) sets per-target
+    values without a second copy of the conf files.  Keys are checked like file keys.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for var in sorted(os.environ):
+        if not var.startswith(ENV_OVERRIDE_PREFIX):
+            continue
+        parts = [p.lower() for p in var[len(ENV_OVERRIDE_PREFIX):].split("__")]
+        if not all(parts):
+            raise ConfigError(f"environment variable {var}: expected MEMBERSCORE__SECTION__KEY")
+        try:
+            value: Any = yaml.safe_load(os.environ[var])
+        except yaml.YAMLError:
+            value = os.environ[var]
+        for part in reversed(parts):
+            value = {part: value}
+        out[var] = value
+    return out
 
 
 def _bind(cls: type, data: Any, origin: dict[str, str], default_where: str, prefix: str) -> Any:

@@ -132,10 +132,15 @@ def test_literal_secret_values_are_refused(conf_dir: Path) -> None:
     assert "plain-text-password" not in str(err.value)
 
 
-def test_scope_secret_needs_databricks(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_scope_secret_needs_databricks(conf_dir: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DATABRICKS_RUNTIME_VERSION", raising=False)
-    secret = load_settings("prod").snowflake.private_key
+    path = conf_dir / "prod.yml"
+    path.write_text(path.read_text().replace(
+        "${SNOWFLAKE_PRIVATE_KEY}", '"{{secrets/memberscore-prod/snowflake-private-key}}"'))
+    secret = load_settings("prod", conf_dir).snowflake.private_key
     assert secret is not None
+    assert repr(secret) == "Secret({{secrets/memberscore-prod/snowflake-private-key}})"
     with pytest.raises(ConfigError, match="only available on Databricks"):
         secret.reveal()
 
@@ -156,3 +161,21 @@ def test_conf_dir_from_environment(conf_dir: Path, monkeypatch: pytest.MonkeyPat
     shutil.rmtree(conf_dir)
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings("local")
+
+
+def test_environment_variable_overrides_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEMBERSCORE__LAKE__CATALOG", "team_catalog")
+    monkeypatch.setenv("MEMBERSCORE__MODELS__NAMES", "[a.b.churn, a.b.other]")
+    monkeypatch.setenv("MEMBERSCORE__INGEST__MAX_BAD_ROW_SHARE", "0.02")
+    settings = load_settings("prod")
+    assert settings.lake.catalog == "team_catalog"
+    assert settings.models.names == ("a.b.churn", "a.b.other")
+    assert settings.ingest.max_bad_row_share == 0.02
+
+
+def test_misspelled_environment_override_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEMBERSCORE__LAKE__CATALOGUE", "x")
+    with pytest.raises(ConfigError) as err:
+        load_settings("dev")
+    assert "environment variable MEMBERSCORE__LAKE__CATALOGUE" in str(err.value)
+    assert "unknown key 'lake.catalogue'" in str(err.value)
