@@ -1,12 +1,27 @@
-"""`memberscore pipeline`: not built yet (issue #9)."""
+"""`memberscore pipeline --run-date D`: the nightly job's task order, in one process.
+
+Runs ingest, features, validate, score, publish and monitor for day D with one run id
+and one Spark session, stops at the first failure, and prints a summary table (step,
+status, rows, seconds) either way.  The Databricks bundle runs the same steps as
+separate tasks in the same order (resources/memberscore_nightly.yml; a test keeps the
+two in step).
+"""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass
 
 from memberscore.args import iso_date
 from memberscore.context import JobResult, RunContext
-from memberscore.errors import NotBuiltYetError
+from memberscore.errors import MemberscoreError
+
+log = logging.getLogger(__name__)
+
+STEPS: tuple[str, ...] = ("ingest", "features", "validate", "score", "publish", "monitor")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -14,7 +29,70 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the day to process, YYYY-MM-DD (UTC)")
 
 
+@dataclass
+class StepOutcome:
+    step: str
+    status: str
+    rows: int | None
+    seconds: float
+    note: str = ""
+
+
+class PipelineFailed(MemberscoreError):
+    """A step failed; carries the summary so far and the step's own exit status."""
+
+    def __init__(self, message: str, exit_code: int, summary: list[str]) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.summary = summary
+
+
+def step_arguments(step: str, run_date: dt.date) -> argparse.Namespace:
+    """The Namespace a step gets from `memberscore <step> --run-date D` (its defaults)."""
+    from memberscore.cli import job_module
+
+    parser = argparse.ArgumentParser(prog=f"memberscore {step}")
+    job_module(step).add_arguments(parser)
+    return parser.parse_args(["--run-date", run_date.isoformat()])
+
+
+def summary_table(outcomes: list[StepOutcome]) -> list[str]:
+    """Fixed-width lines: step, status, rows, seconds (and a note)."""
+    rows = [("step", "status", "rows", "seconds", "note")]
+    for o in outcomes:
+        rows.append((o.step, o.status, "-" if o.rows is None else f"{o.rows:,}",
+                     f"{o.seconds:.1f}", o.note))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = []
+    for i, row in enumerate(rows):
+        cells = [row[j].ljust(widths[j]) if j in (0, 1) else row[j].rjust(widths[j])
+                 for j in range(4)]
+        lines.append("  ".join(cells) + (f"  {row[4]}" if row[4] else ""))
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return lines
+
+
 def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
-    raise NotBuiltYetError(
-        "`pipeline` is not implemented yet (tracked in issue #9); nothing was done"
-    )
+    from memberscore.cli import execute
+
+    run_date: dt.date = args.run_date
+    outcomes: list[StepOutcome] = []
+    result = JobResult("pipeline", details={"steps": outcomes})
+    for step in STEPS:
+        start = time.monotonic()
+        try:
+            step_result = execute(ctx, step, step_arguments(step, run_date))
+        except MemberscoreError as exc:
+            outcomes.append(StepOutcome(step, "FAILED", None, time.monotonic() - start))
+            outcomes.extend(StepOutcome(s, "skipped", None, 0.0)
+                            for s in STEPS[STEPS.index(step) + 1:])
+            lines = summary_table(outcomes)
+            print("\n".join(lines))
+            raise PipelineFailed(f"stopped at {step}: {exc}", exc.exit_code, lines) from exc
+        outcomes.append(StepOutcome(step, "ok", step_result.total_rows,
+                                    time.monotonic() - start))
+        result.rows.update({f"{step}.{k}": v for k, v in step_result.rows.items()})
+    result.messages.extend(summary_table(outcomes))
+    result.messages.append(f"pipeline for {run_date} finished: run_id {ctx.run_id}")
+    return result

@@ -1,0 +1,110 @@
+"""The Databricks bundle: every job loads in the databricks-bundles job models, every
+wheel entry point it names exists in the package, and the nightly task chain is the
+order `memberscore pipeline` runs in-process."""
+
+from __future__ import annotations
+
+import re
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+RESOURCES = sorted((REPO / "resources").glob("*.yml"))
+
+
+def _load(path: Path) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text())
+
+
+def _jobs() -> dict[str, dict[str, Any]]:
+    jobs: dict[str, dict[str, Any]] = {}
+    for path in RESOURCES:
+        for name, job in _load(path)["resources"]["jobs"].items():
+            assert name not in jobs, f"job {name} defined twice"
+            jobs[name] = job
+    return jobs
+
+
+def test_one_job_per_resource_file() -> None:
+    assert RESOURCES, "no resources/*.yml"
+    for path in RESOURCES:
+        assert len(_load(path)["resources"]["jobs"]) == 1, path.name
+    assert set(_jobs()) == {"memberscore_nightly", "memberscore_backfill",
+                            "memberscore_training"}
+
+
+@pytest.mark.parametrize("name", ["memberscore_nightly", "memberscore_backfill",
+                                  "memberscore_training"])
+def test_job_loads_in_databricks_bundles_models(name: str) -> None:
+    from databricks.bundles.jobs import Job
+
+    job = Job.from_dict(_jobs()[name])  # strict: unknown fields and bad types raise
+    assert job.as_dict()["name"] == f"memberscore-{name.split('_')[1]}-${{bundle.target}}"
+
+
+def test_every_wheel_entry_point_exists_in_the_package() -> None:
+    scripts = {ep.name: ep for ep in metadata.distribution("memberscore").entry_points
+               if ep.group == "console_scripts"}
+    for job in _jobs().values():
+        for task in job["tasks"]:
+            wheel_task = task["python_wheel_task"]
+            assert wheel_task["package_name"] == "memberscore"
+            entry = wheel_task["entry_point"]
+            assert entry in scripts, f"{entry} is not a console script of memberscore"
+            assert callable(scripts[entry].load())
+            assert task["libraries"] == [{"whl": "../dist/*.whl"}]
+
+
+def test_nightly_chain_matches_the_pipeline_order() -> None:
+    from memberscore.jobs.pipeline import STEPS
+
+    tasks = _jobs()["memberscore_nightly"]["tasks"]
+    order = [t["task_key"] for t in tasks]
+    assert order == list(STEPS)
+    for previous, task in zip(tasks, tasks[1:], strict=False):
+        assert task["depends_on"] == [{"task_key": previous["task_key"]}]
+    assert "depends_on" not in tasks[0]
+
+
+def test_tasks_share_one_job_cluster_and_pass_the_run_date() -> None:
+    for job in _jobs().values():
+        clusters = [c["job_cluster_key"] for c in job["job_clusters"]]
+        assert clusters == ["memberscore"]
+        params = {p["name"] for p in job["parameters"]}
+        for task in job["tasks"]:
+            assert task["job_cluster_key"] == "memberscore"
+            assert task["timeout_seconds"] > 0
+            args = task["python_wheel_task"]["parameters"]
+            assert args[:2] == ["--env", "${bundle.target}"]
+            used = set(re.findall(r"\{\{job\.parameters\.(\w+)\}\}", " ".join(args)))
+            assert used and used <= params
+
+
+def test_variables_are_declared_and_set_per_target() -> None:
+    bundle = _load(REPO / "databricks.yml")
+    declared = set(bundle["variables"])
+    text = "\n".join(p.read_text() for p in [REPO / "databricks.yml", *RESOURCES])
+    used = set(re.findall(r"\$\{var\.(\w+)\}", text))
+    assert used <= declared, used - declared
+    required = {n for n, v in bundle["variables"].items() if "default" not in v}
+    assert set(bundle["targets"]) == {"dev", "staging", "prod"}
+    for name, target in bundle["targets"].items():
+        assert required <= set(target.get("variables", {})), (name, required)
+    assert bundle["targets"]["dev"]["mode"] == "development"
+    for name in ("staging", "prod"):
+        assert bundle["targets"][name]["mode"] == "production"
+        assert "service_principal_name" in bundle["targets"][name]["run_as"]
+
+
+def test_bundle_targets_match_conf_environments() -> None:
+    from memberscore.config import load_settings
+
+    bundle = _load(REPO / "databricks.yml")
+    for name, target in bundle["targets"].items():
+        settings = load_settings(name)
+        assert settings.lake.catalog == target["variables"]["catalog"]
+        assert settings.models.names == (target["variables"]["model_name"],)
