@@ -36,6 +36,8 @@ setup(
     packages=[
         "memberscore",
         "memberscore.lake",
+        "memberscore.models",
+        "memberscore.warehouse",
         "memberscore.jobs",
         "memberscore.transforms",
         "memberscore.conf",
@@ -49,6 +51,7 @@ setup(
         "memberscore.expectations": "expectations",
     },
     package_data={
+        "memberscore": ["log4j2.properties"],
         "memberscore.conf": ["*.yml"],
         "memberscore.expectations": ["*.json"],
     },

@@ -101,16 +101,22 @@ def get_spark(settings: SparkSettings, *, want_delta: bool = True) -> SparkSessi
         return SparkSession.builder.getOrCreate()
 
     check_java()
+    # A local session listens on loopback only.
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    log4j = Path(__file__).with_name("log4j2.properties")
+    java_options = f"-Duser.timezone=UTC -Dlog4j.configurationFile={log4j.as_uri()}"
     builder = (
         SparkSession.builder.master(settings.master)
         .appName(settings.app_name)
         .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
-        .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
+        .config("spark.driver.extraJavaOptions", java_options)
+        .config("spark.executor.extraJavaOptions", java_options)
         .config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
         .config("spark.default.parallelism", str(settings.shuffle_partitions))
         .config("spark.driver.memory", settings.driver_memory)
         .config("spark.ui.enabled", str(settings.ui_enabled).lower())
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.sql.adaptive.enabled", "true")
