@@ -42,6 +42,8 @@ setup(
         "memberscore.transforms",
         "memberscore.conf",
         "memberscore.expectations",
+        "memberscore.quality",
+        "memberscore.monitoring",
     ],
     package_dir={
         "memberscore": "memberscore",

@@ -153,6 +153,8 @@ class FeatureSettings:
 
     allowed_lateness_hours: float
     table: str
+    build_log_table: str
+    backfill_chunk_days: int
 
 
 @dataclass(frozen=True)
@@ -185,6 +187,11 @@ class ModelSettings:
     feature_ttl_days: int
     holdout_weeks: int
     score_bands: tuple[ScoreBand, ...]
+    algorithm: Literal["hist_gradient_boosting", "logistic_regression"]
+    max_iter: int
+    learning_rate: float
+    min_training_rows: int
+    random_seed: int
 
 
 @dataclass(frozen=True)
@@ -204,7 +211,9 @@ class SnowflakeSettings:
     private_key: Secret | None
     private_key_passphrase: Secret | None
     published_tables: tuple[str, ...]
+    optional_tables: tuple[str, ...]
     local_server: bool
+    login_timeout_seconds: int
 
 
 @dataclass(frozen=True)
