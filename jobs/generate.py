@@ -1,12 +1,24 @@
-"""`memberscore generate`: not built yet (issue #3)."""
+"""`memberscore generate`: write synthetic landing files (members, transactions,
+member_outcomes) for a window of days, deterministically for a seed.
+
+No Spark is started: the generator is numpy and Arrow (`memberscore.synthetic`), and
+the files are written by `memberscore.landing`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
+
+import pyarrow.compute as pc
 
 from memberscore.args import iso_date, positive_int
 from memberscore.context import JobResult, RunContext
-from memberscore.errors import NotBuiltYetError
+from memberscore.errors import InputError
+from memberscore.landing import generate_landing
+from memberscore.synthetic import LABEL_HORIZON_DAYS, MIN_DAYS_FOR_LABELS, GenerateParams
+
+log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,7 +33,70 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="generate no dirty rows (no quarantine exercise)")
 
 
+def params_from(ctx: RunContext, args: argparse.Namespace) -> GenerateParams:
+    """The generator parameters: command-line values, else conf `generate`."""
+    try:
+        return GenerateParams.from_settings(
+            ctx.settings.generate, args.end_date, members=args.members, days=args.days,
+            seed=args.seed, clean=args.clean)
+    except ValueError as exc:
+        raise InputError(f"cannot generate: {exc} (from the command line or conf "
+                         "`generate`)") from None
+
+
 def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
-    raise NotBuiltYetError(
-        "`generate` is not implemented yet (tracked in issue #3); nothing was done"
+    params = params_from(ctx, args)
+    root = ctx.paths.landing
+    log.info("generating members=%d days=%d (%s..%s) seed=%d dirty_share=%s into %s",
+             params.members, params.days, params.start_date, params.end_date, params.seed,
+             params.dirty_share, root)
+    summary = generate_landing(root, params)
+    bank = summary.bank
+    truth = bank.truth
+    closed = truth.filter(pc.and_(pc.is_valid(truth["closed_at"]),
+                                  pc.greater_equal(truth["churn_date"], params.start_date)))
+    dirty = {source: sum(kinds.values()) for source, kinds in bank.dirty.items()}
+    labels = [f.table for f in bank.files_of("member_outcomes")]
+    positives = sum(pc.sum(pc.equal(t["churned"], "true")).as_py() or 0 for t in labels)
+    label_rows = sum(t.num_rows for t in labels)
+
+    messages = [
+        f"wrote {summary.files} landing files under {root} "
+        f"({params.start_date} .. {params.end_date}, seed {params.seed}) "
+        f"in {summary.seconds:.1f}s:",
+    ]
+    for source, rows in summary.rows.items():
+        days = len({f.landing_date for f in bank.files_of(source)})
+        extra = f", {dirty.get(source, 0):,} dirty" if dirty.get(source) else ""
+        messages.append(f"  {source:<16} {rows:>11,} rows in {days} day folders{extra}")
+    messages.append(
+        f"  {closed.num_rows:,} of {params.members:,} members closed in the window; "
+        f"{positives:,} of {label_rows:,} labels churned within {LABEL_HORIZON_DAYS} days"
+        + ("" if label_rows else
+           f" (no labels: a window needs {MIN_DAYS_FOR_LABELS}+ days for the first one)")
+    )
+    if bank.dirty.get("transactions"):
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(bank.dirty["transactions"].items()))
+        messages.append(f"  dirty transactions: {kinds}")
+    messages.append(f"next: memberscore ingest --run-date {params.start_date} "
+                    f"(then each following day up to {params.end_date})")
+    return JobResult(
+        job="generate",
+        rows={f"landing_{source}": rows for source, rows in summary.rows.items()},
+        details={
+            "landing": str(root),
+            "start_date": params.start_date.isoformat(),
+            "end_date": params.end_date.isoformat(),
+            "members": params.members,
+            "days": params.days,
+            "seed": params.seed,
+            "dirty_share": params.dirty_share,
+            "files": summary.files,
+            "dirty": bank.dirty,
+            "members_closed": closed.num_rows,
+            "label_rows": label_rows,
+            "label_positives": positives,
+            "seconds": round(summary.seconds, 3),
+        },
+        messages=messages,
     )

@@ -1,0 +1,277 @@
+"""Landing files: the one place that writes and reads `$MEMBERSCORE_HOME/landing`.
+
+Layout: `landing/<source>/<YYYY-MM-DD>/<name>.<parquet|csv|jsonl>`, one folder per
+source and landing day (the UTC day the files were delivered).  Names starting with
+`.` or `_` are ignored (in-flight uploads, `_SUCCESS` markers).
+
+Writing (for `memberscore generate` and tests) is atomic per file: a reader never
+sees half a file.  Reading gives each file's rows untyped, as delivered: CSV and
+JSONL values as strings (a JSON number arrives as its text), Parquet columns in
+whatever physical type the file has; typing and every rule live in
+`memberscore.transforms.ingest`.  Rows Spark cannot split into fields (a broken JSON
+line, a CSV line with the wrong number of fields) are kept, with their text in
+`_corrupt_record`, so ingest can quarantine them instead of losing them.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import logging
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from memberscore.errors import InputError
+from memberscore.schemas import SOURCES
+from memberscore.synthetic import GenerateParams, LandingFile, SyntheticBank, generate
+from memberscore.transforms.ingest import CORRUPT_RECORD, ROW_ORDER
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("parquet", "csv", "jsonl")
+
+
+def day_dir(root: Path, source: str, day: dt.date) -> Path:
+    """The folder of one source's files for one landing day."""
+    return Path(root) / source / day.isoformat()
+
+
+def list_landing_files(root: Path, source: str, day: dt.date) -> list[Path]:
+    """The day's data files of a source, sorted by name (the delivery order ingest uses
+    to break ties); hidden and `_`-prefixed files are skipped."""
+    return [p for p in _visible(root, source, day) if p.suffix.lstrip(".") in FORMATS]
+
+
+def unreadable_files(root: Path, source: str, day: dt.date) -> list[Path]:
+    """Visible files in the day's folder that are not in a landing format (a `.csv.gz`,
+    a `.json`, a sub-folder): ingest refuses to skip them silently."""
+    return [p for p in _visible(root, source, day)
+            if not p.is_file() or p.suffix.lstrip(".") not in FORMATS]
+
+
+def _visible(root: Path, source: str, day: dt.date) -> list[Path]:
+    folder = day_dir(root, source, day)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if not p.name.startswith((".", "_")))
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def write_landing_file(root: Path, file: LandingFile) -> Path:
+    """Write one landing file atomically (temporary name, then rename)."""
+    target = Path(root) / file.relative_path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    if file.format == "parquet":
+        pq.write_table(file.table, tmp)
+    elif file.format == "csv":
+        pa_csv.write_csv(file.table, tmp,
+                         pa_csv.WriteOptions(include_header=True, quoting_style="needed"))
+    elif file.format == "jsonl":
+        tmp.write_bytes(jsonl_bytes(file.table))
+    else:
+        raise ValueError(f"unknown landing format {file.format!r}: expected one of {FORMATS}")
+    os.replace(tmp, target)
+    return target
+
+
+_JSON_ESCAPES = (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))
+
+
+def jsonl_bytes(table: pa.Table) -> bytes:
+    """The table as JSON lines, one object per row with every column (null as `null`),
+    values as JSON strings; built with Arrow kernels, not a Python loop per row."""
+    if table.num_rows == 0:
+        return b""
+    def text(value: str) -> pa.Scalar:
+        return pa.scalar(value, pa.large_string())
+
+    parts: list[pa.Array | pa.Scalar] = []
+    for i, name in enumerate(table.column_names):
+        values = pc.cast(table.column(name).combine_chunks(), pa.large_string())
+        if pc.any(pc.match_substring_regex(values, r'[\x00-\x1f"\\]')).as_py():
+            if pc.any(pc.match_substring_regex(values,
+                                               r"[\x00-\x08\x0b\x0c\x0e-\x1f]")).as_py():
+                raise ValueError(f"column {name!r} holds control characters this writer "
+                                 "does not escape")
+            for raw, escaped in _JSON_ESCAPES:
+                values = pc.replace_substring(values, raw, escaped)
+        key = ("{" if i == 0 else ",") + '"' + name.replace('"', '\\"') + '":'
+        if values.null_count:
+            quoted = pc.binary_join_element_wise(text('"'), values, text('"'), text(""))
+            parts += [text(key), pc.fill_null(quoted, text("null"))]
+        else:  # no nulls: the quotes can go into the constant parts (one pass fewer)
+            parts += [text(key + '"'), values, text('"')]
+    lines = pc.binary_join_element_wise(*parts, text("}\n"), text(""))
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)
+    first, last = offsets[lines.offset], offsets[lines.offset + len(lines)]
+    return lines.buffers()[2][first:last].to_pybytes()
+
+
+@dataclass(frozen=True)
+class GenerateSummary:
+    """What `generate_landing` wrote: where, how many files and rows, and how long."""
+
+    root: Path
+    bank: SyntheticBank
+    paths: tuple[Path, ...]
+    seconds: float
+    rows: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def files(self) -> int:
+        return len(self.paths)
+
+
+def write_landing(root: Path, bank: SyntheticBank) -> list[Path]:
+    """Write every file of `bank` under `root`.  The folders of the generated days are
+    emptied of data files first, so regenerating a window never mixes two runs; days
+    outside the window are left alone."""
+    root = Path(root)
+    for offset in range(bank.params.days):
+        day = bank.params.start_date + dt.timedelta(days=offset)
+        for source in SOURCES:
+            for old in list_landing_files(root, source, day):
+                old.unlink()
+    return [write_landing_file(root, f) for f in bank.files]
+
+
+def generate_landing(root: Path, params: GenerateParams) -> GenerateSummary:
+    """Generate the synthetic bank for `params` and write its landing files under
+    `root` (normally `ctx.paths.landing`)."""
+    start = time.monotonic()
+    bank = generate(params)
+    generated = time.monotonic()
+    paths = write_landing(root, bank)
+    done = time.monotonic()
+    log.info("generated %s in %.1fs, wrote %d files under %s in %.1fs", params,
+             generated - start, len(paths), root, done - generated)
+    rows = {source: bank.rows(source) for source in SOURCES}
+    return GenerateSummary(Path(root), bank, tuple(paths), done - start, rows)
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class RawFile:
+    """One landing file read as delivered (nothing typed, nothing checked).
+
+    `frame` has the file's columns, `_corrupt_record` when some rows could not be split
+    into fields, and `_row_order` (increasing in file order).  `columns` are the file's
+    own columns; `missing` the declared columns it lacks (a file with any cannot be
+    ingested); `extra` the columns it has that are not declared (kept in the raw
+    record only).  `relative` is the path under the landing root, recorded as
+    `source_file` in bronze and quarantine rows."""
+
+    path: Path
+    relative: str
+    format: str
+    columns: tuple[str, ...]
+    missing: tuple[str, ...]
+    extra: tuple[str, ...]
+    frame: DataFrame
+
+
+def read_landing_file(spark: SparkSession, root: Path, path: Path,
+                      schema: T.StructType) -> RawFile:
+    """Read one landing file with every value as delivered and compare its columns with
+    the declared `schema`.  JSON leaves out keys whose value is null, so in JSONL a
+    nullable column may be absent from the whole file: it is read as all null."""
+
+    fmt = path.suffix.lstrip(".")
+    relative = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+    if fmt == "parquet":
+        try:
+            names = tuple(pq.read_schema(path).names)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise InputError(f"{path} is not a readable Parquet file ({exc}); replace it "
+                             "with a valid file or move it out of the landing folder") \
+                from None
+        frame = spark.read.parquet(str(path))
+    elif fmt == "csv":
+        names = _csv_header(path)
+        _check_unique(path, names)
+        csv_schema = T.StructType([T.StructField(n, T.StringType()) for n in names]
+                                  + [T.StructField(CORRUPT_RECORD, T.StringType())])
+        frame = (
+            spark.read.schema(csv_schema)
+            .options(header=True, mode="PERMISSIVE", columnNameOfCorruptRecord=CORRUPT_RECORD,
+                     escape='"', multiLine=True, encoding="UTF-8", enforceSchema=True)
+            .csv(str(path))
+        )
+    elif fmt == "jsonl":
+        frame = (
+            spark.read
+            .options(primitivesAsString=True, mode="PERMISSIVE",
+                     columnNameOfCorruptRecord=CORRUPT_RECORD, encoding="UTF-8")
+            .json(str(path))
+        )
+        names = tuple(c for c in frame.columns if c != CORRUPT_RECORD)
+        if not frame.columns:  # no records at all: nothing to check, nothing to lose
+            names = tuple(schema.names)
+            frame = spark.createDataFrame(
+                [], T.StructType([T.StructField(n, T.StringType()) for n in names]))
+    else:
+        raise InputError(f"{path}: unknown landing format {fmt!r}; expected {FORMATS}")
+    _check_unique(path, names)
+    absent = [f for f in schema.fields if f.name not in names]
+    fill = [f.name for f in absent if fmt == "jsonl" and f.nullable]
+    missing = tuple(f.name for f in absent if f.name not in fill)
+    extra = tuple(n for n in names if n not in schema.names)
+    if fill:
+        frame = frame.withColumns({n: F.lit(None).cast(T.StringType()) for n in fill})
+    frame = frame.withColumn(ROW_ORDER, F.monotonically_increasing_id())
+    return RawFile(path, relative, fmt, names, missing, extra, frame)
+
+
+def read_landing_day(spark: SparkSession, root: Path, source: str, day: dt.date,
+                     schema: T.StructType) -> list[RawFile]:
+    """Every landing file of one source and day, read as delivered."""
+    return [read_landing_file(spark, Path(root), p, schema)
+            for p in list_landing_files(root, source, day)]
+
+
+def _csv_header(path: Path) -> tuple[str, ...]:
+    with path.open("r", encoding="utf-8-sig", newline="") as handle:
+        try:
+            header = next(csv.reader(handle))
+        except StopIteration:
+            raise InputError(
+                f"{path} is empty: a CSV landing file needs a header row naming its "
+                "columns; re-deliver the file (an empty feed is a header row only)"
+            ) from None
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise InputError(f"{path}: cannot read the CSV header ({exc}); re-deliver the "
+                             "file as UTF-8 CSV with a header row") from None
+    return tuple(name.strip() for name in header)
+
+
+def _check_unique(path: Path, names: Iterable[str]) -> None:
+    seen: set[str] = set()
+    dupes = sorted({n for n in names if n in seen or seen.add(n)})  # type: ignore[func-returns-value]
+    blank = [n for n in names if not n]
+    if dupes or blank:
+        raise InputError(
+            f"{path}: column names must be unique and non-empty, found "
+            f"{'duplicates ' + ', '.join(dupes) if dupes else ''}"
+            f"{' and ' if dupes and blank else ''}{'an unnamed column' if blank else ''}; "
+            "fix the file's header and re-run"
+        )

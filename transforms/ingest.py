@@ -1,0 +1,355 @@
+"""Ingest as pure transforms: raw landing rows -> typed rows, each with every rule it
+breaks; then kept rows (bronze) and quarantined rows, nothing dropped in between.
+
+The chain for one source and landing day is
+
+    combine_files([parse_rows(raw file 1), parse_rows(raw file 2), ...])
+      -> flag_duplicates(...)                                  (transactions only)
+      -> bronze_rows(...)        rows that broke no rule, in the bronze schema
+      -> quarantine_rows(...)    every other row: the raw record and its rules
+
+Rule names (the `rules` column of a quarantine table):
+
+- `required:<column>`: a value the contract requires is missing (null, or blank text);
+- `unparseable:<column>`: a value is present but is not a valid value of its type
+  (a timestamp, a date, a boolean, or an amount with at most 2 decimal places that
+  fits decimal(18,2)); `unparseable:record` when the line could not be split into
+  fields at all (broken JSON, a CSV line with the wrong number of fields);
+- `currency_not_gbp`, `unknown_status`, `unknown_channel`, `booked_after_ingested`;
+- `duplicate`: the transaction_id was kept on an earlier landing day, or appears
+  earlier among this day's rows.
+
+Text values are trimmed and blank text counts as missing.  Values of typed Parquet
+columns are converted exactly or not at all: a decimal with more than 2 non-zero
+decimal places, an integer or float out of range, or a timestamp column of some other
+type is `unparseable`, never rounded or truncated silently.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from functools import reduce
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from memberscore.schemas import CHANNELS, CURRENCIES, SOURCES, STATUSES, bronze_schema
+
+CORRUPT_RECORD = "_corrupt_record"
+ROW_ORDER = "_row_order"
+
+RAW_RECORD = "raw_record"
+RULES = "rules"
+SOURCE_ROW = "source_row"
+
+UNPARSEABLE_RECORD = "unparseable:record"
+CURRENCY_NOT_GBP = "currency_not_gbp"
+UNKNOWN_STATUS = "unknown_status"
+UNKNOWN_CHANNEL = "unknown_channel"
+BOOKED_AFTER_INGESTED = "booked_after_ingested"
+DUPLICATE = "duplicate"
+
+QUARANTINE_SCHEMA = T.StructType([
+    T.StructField(RAW_RECORD, T.StringType(), False),
+    T.StructField(RULES, T.ArrayType(T.StringType(), True), False),
+    T.StructField("source_file", T.StringType(), False),
+    T.StructField(SOURCE_ROW, T.LongType(), False),
+    T.StructField("landing_date", T.DateType(), False),
+    T.StructField("run_id", T.StringType(), False),
+    T.StructField("quarantined_at", T.TimestampType(), False),
+])
+"""Every `quarantine_<source>` table: the row as read (a JSON object of all the
+file's fields, nulls included), every rule it broke, the file, the record's position
+in the file (1-based, counting records, not lines), the landing day (partition), the
+ingest run, and when."""
+
+_WIDE_DECIMAL = T.DecimalType(38, 18)
+_STRINGLIKE = (T.StringType, T.VarcharType, T.CharType)
+_NUMERIC = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType,
+            T.DoubleType, T.DecimalType)
+_SIMPLE = (*_NUMERIC, T.BooleanType, T.DateType, T.TimestampType, T.TimestampNTZType,
+           T.BinaryType)
+
+
+def required_rule(column: str) -> str:
+    """`required:<column>`."""
+    return f"required:{column}"
+
+
+def unparseable_rule(column: str) -> str:
+    """`unparseable:<column>`."""
+    return f"unparseable:{column}"
+
+
+def parsed_schema(source: str) -> T.StructType:
+    """The shape of `parse_rows` output: the bronze columns, then raw record, rules,
+    source row, and the file order column."""
+    return T.StructType([
+        *bronze_schema(source).fields,
+        T.StructField(RAW_RECORD, T.StringType(), False),
+        T.StructField(RULES, T.ArrayType(T.StringType(), True), False),
+        T.StructField(SOURCE_ROW, T.LongType(), False),
+        T.StructField(ROW_ORDER, T.LongType(), False),
+    ])
+
+
+# ----------------------------------------------------------------------------- parsing
+
+
+def parse_rows(raw: DataFrame, source: str, *, source_file: str, landing_date: dt.date,
+               run_id: str) -> DataFrame:
+    """One landing file's rows, typed against the source's declared schema, with the
+    raw record and every rule each row breaks (see the module docstring).
+
+    `raw` holds the file's columns as delivered plus `_row_order` (file order) and, when
+    some lines could not be split, `_corrupt_record`.  Every declared column must be
+    there (the reader fills JSON keys that are legitimately absent with nulls); other
+    columns are kept in the raw record only.
+    """
+    schema = SOURCES[source]
+    missing = [f.name for f in schema.fields if f.name not in raw.columns]
+    if missing or ROW_ORDER not in raw.columns:
+        raise ValueError(f"parse_rows({source}): raw rows lack {missing or [ROW_ORDER]}")
+    types = {f.name: f.dataType for f in raw.schema.fields}
+    file_columns = [c for c in raw.columns if c != ROW_ORDER]
+
+    values: list[Column] = []
+    present: list[Column] = []
+    for fld in schema.fields:
+        is_present, parsed = _parse(F.col(_quote(fld.name)), types[fld.name], fld.dataType)
+        values.append(parsed.cast(fld.dataType).alias(fld.name))
+        present.append(is_present.alias(_present(fld.name)))
+    malformed = (F.col(CORRUPT_RECORD).isNotNull() if CORRUPT_RECORD in raw.columns
+                 else F.lit(False))
+    raw_record = F.to_json(F.struct(*[F.col(_quote(c)) for c in file_columns]),
+                           {"ignoreNullFields": "false"})
+    typed = raw.select(
+        *values, *present, malformed.alias("_malformed"), raw_record.alias(RAW_RECORD),
+        F.col(ROW_ORDER),
+    )
+
+    checks: list[tuple[Column, str]] = []
+    for fld in schema.fields:
+        is_present = F.col(_present(fld.name))
+        if not fld.nullable:
+            checks.append((~is_present, required_rule(fld.name)))
+        checks.append((is_present & F.col(fld.name).isNull(), unparseable_rule(fld.name)))
+    checks += _business_rules(source)
+    broken = F.array_compact(F.array(*[F.when(cond, F.lit(name)) for cond, name in checks]))
+    rules = F.when(F.col("_malformed"), F.array(F.lit(UNPARSEABLE_RECORD))).otherwise(broken)
+
+    return (
+        typed
+        .withColumns({
+            RULES: rules,
+            "landing_date": F.lit(landing_date).cast(T.DateType()),
+            "source_file": F.lit(source_file),
+            "run_id": F.lit(run_id),
+        })
+        .select(*[F.col(f.name) for f in parsed_schema(source).fields if f.name != SOURCE_ROW])
+    )
+
+
+def _business_rules(source: str) -> list[tuple[Column, str]]:
+    if source != "transactions":
+        return []
+    currency, status, channel = F.col("currency"), F.col("status"), F.col("channel")
+    is_foreign = currency.isNotNull() & ~currency.isin(*CURRENCIES)
+    is_unknown_status = status.isNotNull() & ~status.isin(*STATUSES)
+    is_unknown_channel = channel.isNotNull() & ~channel.isin(*CHANNELS)
+    is_booked_late = F.col("booked_at") > F.col("ingested_at")
+    return [
+        (is_foreign, CURRENCY_NOT_GBP),
+        (is_unknown_status, UNKNOWN_STATUS),
+        (is_unknown_channel, UNKNOWN_CHANNEL),
+        (F.coalesce(is_booked_late, F.lit(False)), BOOKED_AFTER_INGESTED),
+    ]
+
+
+def _parse(raw: Column, raw_type: T.DataType, target: T.DataType) -> tuple[Column, Column]:
+    """(is the value present, the value typed or null when it cannot be) for one column."""
+    if isinstance(raw_type, _STRINGLIKE):
+        text = F.nullif(F.trim(raw), F.lit(""))
+        return text.isNotNull(), _parse_text(text, target)
+    if isinstance(raw_type, T.NullType):
+        return F.lit(False), F.lit(None).cast(target)
+    return raw.isNotNull(), _convert(raw, raw_type, target)
+
+
+def _parse_text(text: Column, target: T.DataType) -> Column:
+    if isinstance(target, T.StringType):
+        return text
+    if isinstance(target, T.DecimalType):
+        return _exact_decimal(text, target)
+    # timestamps: ISO-8601, with or without offset (naive = UTC, the session zone);
+    # booleans: true/false, t/f, yes/no, y/n, 1/0 (Spark's cast, case-insensitive)
+    return text.try_cast(target)
+
+
+def _convert(raw: Column, raw_type: T.DataType, target: T.DataType) -> Column:
+    """A typed (Parquet) value converted exactly to the target type, or null."""
+    unparseable = F.lit(None).cast(target)
+    if isinstance(target, T.StringType):
+        return raw.cast(T.StringType()) if isinstance(raw_type, _SIMPLE) else unparseable
+    if isinstance(target, T.DecimalType):
+        return _exact_decimal(raw, target) if isinstance(raw_type, _NUMERIC) else unparseable
+    if isinstance(target, T.TimestampType):
+        if isinstance(raw_type, (T.TimestampType, T.TimestampNTZType, T.DateType)):
+            return raw.cast(T.TimestampType())
+        return unparseable
+    if isinstance(target, T.DateType):
+        if isinstance(raw_type, T.DateType):
+            return raw
+        if isinstance(raw_type, (T.TimestampType, T.TimestampNTZType)):
+            return F.to_date(raw)
+        return unparseable
+    if isinstance(target, T.BooleanType):
+        if isinstance(raw_type, T.BooleanType):
+            return raw
+        if isinstance(raw_type, (T.ByteType, T.ShortType, T.IntegerType, T.LongType)):
+            return F.when(raw.isin(0, 1), raw == 1)
+        return unparseable
+    return unparseable
+
+
+def _exact_decimal(value: Column, target: T.DecimalType) -> Column:
+    """The value as `target` when that loses nothing (scale and range), else null."""
+    wide = value.try_cast(_WIDE_DECIMAL)
+    narrow = wide.try_cast(target)
+    return F.when(narrow == wide, narrow)
+
+
+def _present(name: str) -> str:
+    return f"_present_{name}"
+
+
+def _quote(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def combine_files(frames: Sequence[DataFrame]) -> DataFrame:
+    """The parsed rows of one source's files (from `parse_rows`) as one frame, each row
+    numbered with its position in its file (`source_row`, 1-based)."""
+    if not frames:
+        raise ValueError("combine_files needs at least one frame")
+    in_file_order = Window.partitionBy("source_file").orderBy(ROW_ORDER)
+    rows = reduce(lambda a, b: a.unionByName(b), frames)
+    return (
+        rows
+        .withColumn(SOURCE_ROW, F.row_number().over(in_file_order).cast(T.LongType()))
+        .select(*[F.col(f.name) for f in rows.schema.fields[:-1]], F.col(SOURCE_ROW),
+                F.col(ROW_ORDER))
+    )
+
+
+# ----------------------------------------------------------------------------- duplicates
+
+
+def ids_seen_on_other_days(bronze: DataFrame, parsed: DataFrame,
+                           landing_date: dt.date) -> DataFrame:
+    """One row per transaction_id of this day's rows that bronze holds on another landing
+    day: `seen_before` (an earlier day kept it, so today's rows are duplicates) and
+    `seen_after` (a later day kept it: those days were ingested out of order and must be
+    re-run).  The day being replaced is never "another day"."""
+    today = parsed.select("transaction_id").where(F.col("transaction_id").isNotNull())
+    day = F.lit(landing_date)
+    return (
+        bronze
+        .where(F.col("landing_date") != day)
+        .select("transaction_id", "landing_date")
+        .join(F.broadcast(today), on="transaction_id", how="left_semi")
+        .groupBy("transaction_id")
+        .agg(F.max(F.col("landing_date") < day).alias("seen_before"),
+             F.max(F.col("landing_date") > day).alias("seen_after"))
+    )
+
+
+def flag_duplicates(parsed: DataFrame, seen: DataFrame) -> DataFrame:
+    """Add the `duplicate` rule to every row whose transaction_id was kept on an earlier
+    landing day (`seen`, from `ids_seen_on_other_days`), or appears earlier among this
+    day's rows.
+
+    Among this day's rows with one id, the one kept is the earliest-ingested of those
+    that break no other rule (ties: file name, then position in the file); if none is
+    clean, the first by that order is quarantined for its own rules only, and the
+    others are duplicates as well.
+    """
+    is_clean = F.size(RULES) == 0
+    first_wins = Window.partitionBy("transaction_id").orderBy(
+        F.when(is_clean, 0).otherwise(1), F.col("ingested_at").asc_nulls_last(),
+        F.col("source_file"), F.col(ROW_ORDER))
+    earlier = (seen.where(F.col("seen_before")).select("transaction_id")
+               .withColumn("_seen_before", F.lit(True)))
+    has_id = F.col("transaction_id").isNotNull()
+    is_duplicate = has_id & (
+        (F.row_number().over(first_wins) > 1) | F.col("_seen_before").isNotNull())
+    return (
+        parsed
+        .join(earlier, on="transaction_id", how="left")
+        .withColumn(RULES, F.when(is_duplicate, F.array_append(F.col(RULES), F.lit(DUPLICATE)))
+                    .otherwise(F.col(RULES)))
+        .select(*parsed.columns)
+    )
+
+
+# ----------------------------------------------------------------------------- outputs
+
+
+def bronze_rows(checked: DataFrame, source: str) -> DataFrame:
+    """The rows that broke no rule, in exactly the bronze schema of the source."""
+    schema = bronze_schema(source)
+    return (
+        checked
+        .where(F.size(RULES) == 0)
+        .select(*[F.col(f.name).cast(f.dataType) for f in schema.fields])
+    )
+
+
+def quarantine_rows(checked: DataFrame, quarantined_at: dt.datetime) -> DataFrame:
+    """The rows that broke at least one rule, in QUARANTINE_SCHEMA."""
+    return (
+        checked
+        .where(F.size(RULES) > 0)
+        .withColumn("quarantined_at", F.lit(quarantined_at).cast(T.TimestampType()))
+        .select(*[F.col(f.name).cast(f.dataType) for f in QUARANTINE_SCHEMA.fields])
+    )
+
+
+def outcome_counts(checked: DataFrame) -> DataFrame:
+    """Rows per source_file and combination of broken rules (an empty `rules` array
+    counts the kept rows): small, and enough to report read, kept, quarantined and
+    rows per rule for every file."""
+    return checked.groupBy("source_file", RULES).agg(F.count(F.lit(1)).alias("rows"))
+
+
+# ----------------------------------------------------------------------------- snapshots
+
+
+def latest_rows(df: DataFrame, keys: Sequence[str], newest_first: Sequence[Column]) -> DataFrame:
+    """One row per key: the first by `newest_first`; ties go to the later landing_date,
+    then the greater source_file, then the other columns in order, so the result is
+    deterministic even for rows that differ only in a value."""
+    lineage = ("landing_date", "source_file")
+    rest = [F.col(c).asc_nulls_last() for c in df.columns if c not in (*keys, *lineage)]
+    order = [*newest_first, F.col("landing_date").desc(), F.col("source_file").desc(), *rest]
+    window = Window.partitionBy(*keys).orderBy(*order)
+    return (
+        df.withColumn("_rank", F.row_number().over(window))
+        .where(F.col("_rank") == 1)
+        .drop("_rank")
+    )
+
+
+def latest_member_rows(members: DataFrame, as_of: dt.datetime | None = None) -> DataFrame:
+    """The members snapshot: per member_id the row with the greatest updated_at (the
+    feed's contract), considering only rows updated before `as_of` when given."""
+    rows = members if as_of is None else members.where(F.col("updated_at") < F.lit(as_of))
+    return latest_rows(rows, ["member_id"], [F.col("updated_at").desc()])
+
+
+def latest_outcome_rows(outcomes: DataFrame) -> DataFrame:
+    """One label per (member_id, label_date): the one landed last (a re-delivered label
+    replaces the earlier one)."""
+    return latest_rows(outcomes, ["member_id", "label_date"], [])
