@@ -1,0 +1,175 @@
+"""Member features at 20,000 members x 90 days of generated data.
+
+Figures:
+- `features_vs_floor`: the `features` job for the last day (read bronze, one
+  aggregation pass, member join, Delta write, build log) / a floor job that scans the
+  same transactions once with a single `groupBy(member_id).sum(amount)` and brings
+  the result to the driver as Arrow (what every write of the lake layer does).
+  Target <= 1.5.
+- `backfill30_vs_one_day`: `backfill --force` of the last 30 days (tiles, 30 commits)
+  / one `features` run.  Target <= 4.
+- `features_seconds_{5000,10000,20000}_members`: one `features` run per size, to
+  show how the cost grows.  The smaller sizes are the first N members (by id) of
+  the same generated data, in their own homes.
+
+The data is made once per workspace with the real commands (`generate`, then
+`ingest` for every day) in `<workdir>/features/` and reused on later runs.  Each
+timed figure is the best of `REPEATS` runs after a warm-up run, so JVM warm-up and
+a neighbour's CPU spike do not decide the ratio.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from pyspark.sql import functions as F
+
+from benchmarks.common import Measurement, Workspace
+from memberscore.cli import main
+from memberscore.context import RunContext
+from memberscore.logs import progress
+from memberscore.schemas import bronze_table
+
+log = logging.getLogger("benchmarks.features")
+
+MEMBERS = 20_000
+DAYS = 90
+SEED = 7
+END = dt.date(2031, 3, 31)
+SIZES = (5_000, 10_000, 20_000)
+BACKFILL_DAYS = 30
+REPEATS = 2
+
+
+def run(ws: Workspace) -> list[Measurement]:
+    home = ws.root / "features"
+    prepare(ws, home)
+    ctx = _ctx(ws, home, "bench-features")
+
+    with _home(home):
+        one_day = _best(lambda: _cli("features", "--run-date", END.isoformat()))
+        floor = _best(lambda: _floor(ctx))
+        backfill = _best(lambda: _cli("backfill", "--start", _backfill_start().isoformat(),
+                                      "--end", END.isoformat(), "--force"), repeats=1,
+                         warm_up=False)
+    per_size = {MEMBERS: one_day}
+    for size in SIZES:
+        if size == MEMBERS:
+            continue
+        sub_home = prepare_subset(ws, home, size)
+        with _home(sub_home):
+            per_size[size] = _best(lambda: _cli("features", "--run-date", END.isoformat()))
+
+    note = f"{MEMBERS} members x {DAYS} days, as of {END}"
+    results = [
+        Measurement("features_vs_floor", one_day / floor, "x", 1.5,
+                    note=f"{one_day:.1f}s / {floor:.1f}s; {note}"),
+        Measurement("backfill30_vs_one_day", backfill / one_day, "x", 4.0,
+                    note=f"{backfill:.1f}s / {one_day:.1f}s; {note}"),
+    ]
+    results += [Measurement(f"features_seconds_{size}_members", per_size[size], "s")
+                for size in SIZES]
+    for m in results:
+        log.info("%s = %.3f %s %s", m.name, m.value or 0.0, m.unit, m.note)
+    return results
+
+
+# --------------------------------------------------------------------------- data
+
+
+def prepare(ws: Workspace, home: Path) -> None:
+    """Generate and ingest MEMBERS x DAYS once into `home` (reused across runs)."""
+    marker = f"features_data_{MEMBERS}x{DAYS}_seed{SEED}_{END}"
+    if ws.done(marker):
+        return
+    home.mkdir(parents=True, exist_ok=True)
+    with _home(home):
+        _cli("generate", "--members", str(MEMBERS), "--days", str(DAYS), "--seed", str(SEED),
+             "--end-date", END.isoformat())
+        first = END - dt.timedelta(days=DAYS - 1)
+        days = [first + dt.timedelta(days=i) for i in range(DAYS)]
+        for day in progress(days, "bench_features: ingest", total=len(days)):
+            _cli("ingest", "--run-date", day.isoformat(), allowed=(0, 7))
+    ws.mark(marker)
+
+
+def prepare_subset(ws: Workspace, home: Path, size: int) -> Path:
+    """Bronze tables of the first `size` members (by id) in a home of their own."""
+    sub_home = ws.root / f"features_{size}"
+    marker = f"features_subset_{size}_of_{MEMBERS}x{DAYS}_seed{SEED}_{END}"
+    if ws.done(marker):
+        return sub_home
+    source = _ctx(ws, home, "bench-subset")
+    target = _ctx(ws, sub_home, "bench-subset")
+    members = source.lake.read(bronze_table("members"))
+    chosen = (members.select("member_id").distinct().orderBy("member_id").limit(size)
+              .hint("broadcast"))
+    for name in ("members", "transactions"):
+        table = bronze_table(name)
+        if not target.lake.exists(table):
+            rows = source.lake.read(table).join(chosen, on="member_id", how="left_semi")
+            target.lake.append(table, rows)
+    ws.mark(marker)
+    return sub_home
+
+
+# --------------------------------------------------------------------------- timing
+
+
+def _floor(ctx: RunContext) -> None:
+    """One scan of the transactions the snapshot reads, one groupBy sum, to Arrow."""
+    end = dt.datetime(END.year, END.month, END.day, tzinfo=dt.UTC) + dt.timedelta(days=1)
+    (
+        ctx.lake.read(bronze_table("transactions"))
+        .filter(F.col("booked_at") < F.lit(end))
+        .groupBy("member_id")
+        .agg(F.sum("amount").alias("amount"))
+        .toArrow()
+    )
+
+
+def _best(fn: Callable[[], object], repeats: int = REPEATS, warm_up: bool = True) -> float:
+    if warm_up:
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def _backfill_start() -> dt.date:
+    return END - dt.timedelta(days=BACKFILL_DAYS - 1)
+
+
+def _cli(*argv: str, allowed: tuple[int, ...] = (0,)) -> None:
+    code = main(list(argv))
+    if code not in allowed:
+        raise RuntimeError(f"`memberscore {' '.join(argv)}` exited with {code}")
+
+
+def _ctx(ws: Workspace, home: Path, run_id: str) -> RunContext:
+    settings = dataclasses.replace(ws.settings, home=str(home))
+    return RunContext(settings, run_id=run_id, spark=ws.ctx.spark)
+
+
+@contextmanager
+def _home(path: Path) -> Iterator[None]:
+    """Run CLI commands against another $MEMBERSCORE_HOME."""
+    before = os.environ.get("MEMBERSCORE_HOME")
+    os.environ["MEMBERSCORE_HOME"] = str(path)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("MEMBERSCORE_HOME", None)
+        else:
+            os.environ["MEMBERSCORE_HOME"] = before

@@ -1,0 +1,269 @@
+"""The snapshot of one day, against values computed by hand from the contract.
+
+Snapshot D = 2026-03-31, allowed lateness 6 h, so the cutoff is 2026-04-01 06:00 UTC.
+Windows: 7 days from 2026-03-25 00:00, 30 days from 2026-03-02 00:00, 90 days from
+2026-01-01 00:00, all up to 2026-04-01 00:00 (exclusive).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from chispa import assert_df_equality
+from featuredata import (
+    append_transactions,
+    feature_values,
+    member,
+    members_frame,
+    transactions_frame,
+    ts,
+    txn,
+    write_bronze,
+)
+from pyspark.sql import SparkSession
+
+from memberscore.cli import main
+from memberscore.context import RunContext
+from memberscore.feature_registry import feature_table_schema, lineage_names
+from memberscore.transforms.features import (
+    feature_cutoff,
+    input_totals,
+    member_days,
+    member_features,
+    snapshot_aggregates,
+)
+
+D = dt.date(2026, 3, 31)
+LATENESS = 6.0
+COMPUTED_AT = ts("2026-04-02 08:00:00")
+
+MEMBERS = [
+    member("m_active", "2025-01-01 09:00:00"),
+    member("m_quiet", "2026-01-15 10:00:00"),                 # no transactions at all
+    member("m_old", "2025-01-01 00:00:00"),                   # last transaction long ago
+    member("m_inflow", "2025-06-01 00:00:00"),                # inflow only: no outflow
+    member("m_onboarded_on_d", "2026-03-31 23:59:59"),
+    member("m_onboarded_after", "2026-04-01 00:00:00"),       # after D: not in snapshot
+    member("m_closed_before", "2025-01-01 00:00:00", closed_at="2026-03-30 23:59:59",
+           updated_at="2026-03-30 23:59:59"),                 # closed before D: out
+    member("m_closed_on_d", "2025-01-01 00:00:00", closed_at="2026-03-31 00:00:00",
+           updated_at="2026-03-31 00:00:00"),                 # closed on D: in
+    # known open at the cutoff; the closing row (backdated) arrives after it
+    member("m_closed_later", "2025-01-01 00:00:00"),
+    member("m_closed_later", "2025-01-01 00:00:00", closed_at="2026-03-01 00:00:00",
+           updated_at="2026-04-01 06:00:01"),
+    # first known after the cutoff: not in snapshot D at all
+    member("m_unknown", "2026-03-01 00:00:00", updated_at="2026-04-01 07:00:00"),
+]
+
+TRANSACTIONS = [
+    # 7-day window start, and one second before it
+    txn("t01", "m_active", "2026-03-25 00:00:00", "100.00", channel="card",
+        counterparty_id="c1"),
+    txn("t02", "m_active", "2026-03-24 23:59:59", "-40.00", channel="card",
+        counterparty_id="c2"),
+    # 30-day window start, and one second before it
+    txn("t03", "m_active", "2026-03-02 00:00:00", "-60.00", counterparty_id="c1"),
+    txn("t04", "m_active", "2026-03-01 23:59:59", "1000.00", counterparty_id="c3"),
+    # 90-day window start, and one second before it
+    txn("t05", "m_active", "2026-01-01 00:00:00", "5.55"),
+    txn("t06", "m_active", "2025-12-31 23:59:59", "-7.77", channel="card"),
+    # D + 1 00:00: after the snapshot day, known before the cutoff
+    txn("t07", "m_active", "2026-04-01 00:00:00", "999.00",
+        ingested_at="2026-04-01 00:30:00"),
+    # reversed never counts
+    txn("t08", "m_active", "2026-03-30 12:00:00", "-500.00", channel="card",
+        counterparty_id="c9", status="reversed"),
+    # failed: a failed payment out counts, a failed payment in does not
+    txn("t09", "m_active", "2026-03-29 10:00:00", "-25.00", status="failed"),
+    txn("t10", "m_active", "2026-03-29 11:00:00", "30.00", status="failed"),
+    txn("t14", "m_active", "2026-03-01 23:59:59", "-10.00", status="failed"),
+    # ingested exactly at the cutoff: counts; a microsecond later: late
+    txn("t11", "m_active", "2026-03-31 22:00:00", "-0.01", channel="card",
+        ingested_at="2026-04-01 06:00:00"),
+    txn("t12", "m_active", "2026-03-31 23:00:00", "-300.00", channel="card",
+        counterparty_id="c4", ingested_at="2026-04-01 06:00:00.000001"),
+    # booked in the window, known days later: late
+    txn("t13", "m_active", "2026-03-10 08:00:00", "-12.34", channel="card",
+        counterparty_id="c2", ingested_at="2026-04-05 00:00:00"),
+    txn("o01", "m_old", "2025-06-01 13:00:00", "-20.00"),
+    txn("i01", "m_inflow", "2026-03-20 10:00:00", "50.00", channel="card"),
+    txn("x01", "m_closed_before", "2026-03-20 10:00:00", "-1.00"),
+    txn("x02", "m_closed_on_d", "2026-03-31 10:00:00", "-2.50", counterparty_id="c7"),
+    # a member the members feed does not know yet: late/fingerprint totals only
+    txn("u01", "m_unknown", "2026-03-30 10:00:00", "-3.00",
+        ingested_at="2026-04-02 00:00:00"),
+]
+
+ZERO = Decimal("0.00")
+
+
+def snapshot(spark: SparkSession) -> dict[str, dict[str, object]]:
+    frame = member_features(members_frame(spark, MEMBERS),
+                            transactions_frame(spark, TRANSACTIONS), D, LATENESS,
+                            "test-run", COMPUTED_AT)
+    return {r["member_id"]: r.asDict() for r in frame.collect()}
+
+
+@pytest.fixture(scope="module")
+def rows(spark: SparkSession) -> dict[str, dict[str, object]]:
+    return snapshot(spark)
+
+
+def test_member_inclusion(rows: dict[str, dict[str, object]]) -> None:
+    assert sorted(rows) == ["m_active", "m_closed_later", "m_closed_on_d", "m_inflow",
+                            "m_old", "m_onboarded_on_d", "m_quiet"]
+
+
+def test_window_boundaries_statuses_cutoff_and_decimals(
+        rows: dict[str, dict[str, object]]) -> None:
+    active = rows["m_active"]
+    # 7d: t01 (at the window start), t11 (ingested at the cutoff)
+    assert active["txn_count_7d"] == 2
+    # 30d adds t02 (a second before the 7d start) and t03 (at the 30d start)
+    assert active["txn_count_30d"] == 4
+    # 90d adds t04 (a second before the 30d start) and t05 (at the 90d start)
+    assert active["txn_count_90d"] == 6
+    assert active["inflow_sum_30d"] == Decimal("100.00")
+    assert active["inflow_sum_90d"] == Decimal("1105.55")
+    assert active["outflow_sum_30d"] == Decimal("100.01")
+    assert active["outflow_sum_90d"] == Decimal("100.01")
+    assert active["net_flow_30d"] == Decimal("-0.01")
+    assert active["max_outflow_30d"] == Decimal("60.00")
+    assert active["distinct_counterparties_30d"] == 2        # c1 twice, c2; t11 has none
+    assert active["failed_payment_count_30d"] == 1           # t09 only
+    assert active["card_spend_share_30d"] == pytest.approx(40.01 / 100.01, abs=0)
+    assert active["active_days_30d"] == 4                    # 03-02, 03-24, 03-25, 03-31
+    assert active["days_since_last_txn"] == 0
+    assert active["tenure_days"] == 454                      # 2025-01-01 -> 2026-03-31
+
+
+def test_member_without_transactions_has_zeros_not_nulls(
+        rows: dict[str, dict[str, object]]) -> None:
+    quiet = rows["m_quiet"]
+    for name in ("txn_count_7d", "txn_count_30d", "txn_count_90d",
+                 "distinct_counterparties_30d", "failed_payment_count_30d",
+                 "active_days_30d"):
+        assert quiet[name] == 0, name
+    for name in ("inflow_sum_30d", "inflow_sum_90d", "outflow_sum_30d", "outflow_sum_90d",
+                 "net_flow_30d", "max_outflow_30d"):
+        assert quiet[name] == ZERO, name
+    assert quiet["days_since_last_txn"] is None
+    assert quiet["card_spend_share_30d"] is None
+    assert quiet["tenure_days"] == 75
+
+
+def test_old_inflow_only_onboarded_and_closed_members(
+        rows: dict[str, dict[str, object]]) -> None:
+    assert rows["m_old"]["txn_count_90d"] == 0
+    assert rows["m_old"]["days_since_last_txn"] == 303     # 2025-06-01 -> 2026-03-31
+    inflow = rows["m_inflow"]
+    assert inflow["txn_count_30d"] == 1
+    assert inflow["outflow_sum_30d"] == ZERO
+    assert inflow["card_spend_share_30d"] is None           # zero outflow: null, not 0
+    assert inflow["days_since_last_txn"] == 11
+    assert rows["m_onboarded_on_d"]["tenure_days"] == 0
+    closed = rows["m_closed_on_d"]
+    assert closed["outflow_sum_30d"] == Decimal("2.50")
+    assert closed["distinct_counterparties_30d"] == 1
+    assert closed["card_spend_share_30d"] == 0.0
+    assert rows["m_closed_later"]["tenure_days"] == 454
+
+
+def test_lineage_and_schema(spark: SparkSession) -> None:
+    frame = member_features(members_frame(spark, MEMBERS),
+                            transactions_frame(spark, TRANSACTIONS), D, LATENESS,
+                            "test-run", COMPUTED_AT)
+    declared = feature_table_schema()
+    assert [(f.name, f.dataType) for f in frame.schema] == \
+        [(f.name, f.dataType) for f in declared]
+    row = frame.filter("member_id = 'm_quiet'").first()
+    assert row is not None
+    assert row["as_of_date"] == D
+    assert row["run_id"] == "test-run"
+    cutoff = feature_cutoff(D, LATENESS)
+    assert cutoff == ts("2026-04-01 06:00:00")
+    assert row["feature_cutoff_at"].replace(tzinfo=None) == cutoff.replace(tzinfo=None)
+
+
+def test_late_count_and_transaction_fingerprint_totals(spark: SparkSession) -> None:
+    aggregates = snapshot_aggregates(transactions_frame(spark, TRANSACTIONS), D, LATENESS)
+    totals = input_totals(aggregates).first()
+    assert totals is not None
+    # t12 (a microsecond after the cutoff), t13 (days later), u01 (unknown member)
+    assert totals["late_txn_count"] == 3
+    # every row booked on or before D and known by the cutoff (t07 is after D)
+    assert totals["fp_rows"] == len(TRANSACTIONS) - 4
+
+
+def test_points_in_time_of_members(spark: SparkSession) -> None:
+    days = member_days(members_frame(spark, MEMBERS), D, D + dt.timedelta(days=1), LATENESS)
+    by_day = {(r["member_id"], r["day"]) for r in days.collect()}
+    d, next_day = 20543, 20544  # 2026-03-31, 2026-04-01 as days since 1970-01-01
+    assert ("m_closed_later", d) in by_day
+    assert ("m_closed_later", next_day) not in by_day       # the closing row is known now
+    assert ("m_unknown", d) not in by_day and ("m_unknown", next_day) in by_day
+    assert ("m_onboarded_after", next_day) in by_day
+    assert ("m_closed_on_d", next_day) not in by_day
+
+
+def test_latest_members_row_wins_even_on_equal_update_times(spark: SparkSession) -> None:
+    members = [
+        member("m1", "2026-01-01 00:00:00", updated_at="2026-02-01 00:00:00"),
+        member("m1", "2026-01-01 00:00:00", closed_at="2026-03-01 00:00:00",
+               updated_at="2026-03-01 00:00:00"),
+        # reopened, known from snapshot 03-30 (after 03-29's cutoff at 03-30 06:00) ...
+        member("m1", "2026-01-02 00:00:00", updated_at="2026-03-30 07:00:00",
+               landing_date=dt.date(2026, 3, 30)),
+        # ... and a row with the same updated_at that landed earlier: it loses the tie
+        member("m1", "2026-01-01 00:00:00", closed_at="2026-03-05 00:00:00",
+               updated_at="2026-03-30 07:00:00", landing_date=dt.date(2026, 3, 29)),
+    ]
+    days = member_days(members_frame(spark, members), dt.date(2026, 3, 1),
+                       dt.date(2026, 3, 31), LATENESS)
+    got = {r["day"]: r["onboarded_day"] for r in days.collect()}
+    # 03-01: the closing row (closed on D is in); 03-02..03-29 closed; 03-30.. reopened
+    assert sorted(got) == [20513, 20542, 20543]
+    assert got[20543] == 20455  # onboarded 2026-01-02, from the winning row
+
+
+# --------------------------------------------------------------------------- the job
+
+
+def test_job_writes_partition_reruns_identically_and_ignores_late_rows(
+        ctx: RunContext, capsys: pytest.CaptureFixture[str]) -> None:
+    write_bronze(ctx, MEMBERS, TRANSACTIONS)
+    assert main(["features", "--run-date", D.isoformat()]) == 0
+    out = capsys.readouterr().out
+    assert "7 members" in out and "3 late row(s)" in out
+    table = ctx.settings.features.table
+    first = ctx.lake.read(table)
+    first_values = feature_values(first)
+    assert len(first_values) == 7
+    first_run = {r["run_id"] for r in first.select("run_id").collect()}
+
+    # a row for D arriving after the cutoff changes nothing in D's snapshot
+    append_transactions(ctx, [txn("t99", "m_quiet", "2026-03-31 09:00:00", "-5.00",
+                                  ingested_at="2026-04-03 00:00:00")])
+    assert main(["features", "--run-date", D.isoformat()]) == 0
+    assert "4 late row(s)" in capsys.readouterr().out
+    second = ctx.lake.read(table)
+    assert feature_values(second) == first_values
+    assert second.count() == 7                      # replaced, not appended
+    second_run = {r["run_id"] for r in second.select("run_id").collect()}
+    assert len(second_run) == 1 and second_run != first_run   # lineage says who wrote it
+    lineage = set(lineage_names())
+    assert_df_equality(first.drop(*lineage), second.drop(*lineage),
+                       ignore_row_order=True)
+
+
+def test_job_fails_in_one_line_without_bronze(ctx: RunContext,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["features", "--run-date", D.isoformat()]) == 4
+    stderr = capsys.readouterr().err
+    err = [line for line in stderr.splitlines() if line.startswith("memberscore:")]
+    assert len(err) == 1
+    assert "bronze_transactions" in err[0] and "memberscore ingest" in err[0]
+    assert "Traceback" not in stderr
