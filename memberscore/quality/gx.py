@@ -1,0 +1,222 @@
+"""Great Expectations behind one small interface: run a suite on a Spark DataFrame,
+keep the result in GX's own store, build the Data Docs site.
+
+One GX Data Context per results folder and process (`gx_workspace`), made without a
+`great_expectations.yml`: suites come from the package, not from a GX project.  It
+has in-memory stores for suites and definitions, a filesystem validation-results
+store under `<reports>/validation/` (GX's JSON results, the files the gate's
+messages point at) and a local Data Docs site under `<reports>/data_docs/` rendered
+from that store.
+
+GX runs on Spark: every metric is a Spark aggregate, and only bounded things reach
+the driver (counts, and with failures at most `SAMPLE_SIZE` unexpected values per
+expectation).  GX's own `persist=True` would cache every validated frame and never
+release it, so the datasource is built with `persist=False` and `run_suite` caches
+the frame itself for the duration of one validation (GX passes over it about a dozen
+times) and releases it afterwards.
+
+A validation is run in two passes: the first with no unexpected-value samples, which
+lets Spark answer each expectation with aggregates only; when something failed, the
+failed expectations alone are run again with samples, and their results replace the
+first pass's.  On good data (the nightly case) this saves one Spark job per
+expectation; on bad data the result still shows example values.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import unquote, urlparse
+
+if TYPE_CHECKING:
+    from great_expectations.core.expectation_suite import ExpectationSuite
+    from great_expectations.core.expectation_validation_result import (
+        ExpectationSuiteValidationResult,
+    )
+    from great_expectations.data_context import AbstractDataContext
+    from great_expectations.data_context.types.resource_identifiers import (
+        ValidationResultIdentifier,
+    )
+    from pyspark.sql import DataFrame
+
+log = logging.getLogger(__name__)
+
+DATASOURCE = "memberscore"
+BATCH_DEFINITION = "day"
+SITE = "local_site"
+# How many unexpected values a failed expectation shows (GX's own default is 20).
+SAMPLE_SIZE = 20
+# The Data Docs index lists the newest N results (the index reads each one it lists).
+DOCS_INDEX_LIMIT = 500
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+@dataclass
+class GxWorkspace:
+    """A Data Context bound to one reports folder, with one dataframe asset per table."""
+
+    context: AbstractDataContext
+    results_dir: Path
+    docs_dir: Path
+
+    def batch_definition(self, table: str) -> Any:
+        datasource = self.context.data_sources.get(DATASOURCE)
+        try:
+            asset = datasource.get_asset(table)
+        except LookupError:
+            asset = datasource.add_dataframe_asset(table)  # type: ignore[attr-defined]
+        try:
+            return asset.get_batch_definition(BATCH_DEFINITION)
+        except KeyError:
+            return asset.add_batch_definition_whole_dataframe(BATCH_DEFINITION)
+
+
+_WORKSPACES: dict[Path, GxWorkspace] = {}
+
+
+def gx_workspace(reports: Path) -> GxWorkspace:
+    """The Data Context for `reports` (made once per process: creating one costs a
+    little, registering the datasource and assets a little more)."""
+    reports = reports.resolve()
+    workspace = _WORKSPACES.get(reports)
+    if workspace is None:
+        workspace = _new_workspace(reports)
+        _WORKSPACES[reports] = workspace
+    return workspace
+
+
+def _new_workspace(reports: Path) -> GxWorkspace:
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    results_dir = reports / "validation"
+    docs_dir = reports / "data_docs"
+    defaults = InMemoryStoreBackendDefaults()
+    stores = dict(defaults.stores)
+    stores[defaults.validation_results_store_name] = {
+        "class_name": "ValidationResultsStore",
+        "store_backend": {
+            "class_name": "TupleFilesystemStoreBackend",
+            "base_directory": str(results_dir),
+        },
+    }
+    config = DataContextConfig(
+        store_backend_defaults=defaults,
+        stores=stores,
+        data_docs_sites={
+            SITE: {
+                "class_name": "SiteBuilder",
+                "show_how_to_buttons": False,
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(docs_dir),
+                },
+                "site_index_builder": {
+                    "class_name": "DefaultSiteIndexBuilder",
+                    "validation_results_limit": DOCS_INDEX_LIMIT,
+                },
+            }
+        },
+        progress_bars=ProgressBarsConfig(globally=False),
+        analytics_enabled=False,
+    )
+    context = gx.get_context(mode="ephemeral", project_config=config)
+    context.data_sources.add_spark(DATASOURCE, persist=False)
+    return GxWorkspace(context, results_dir, docs_dir)
+
+
+def run_suite(workspace: GxWorkspace, table: str, df: DataFrame, suite: ExpectationSuite,
+              parameters: dict[str, Any], samples: bool = True) -> ExpectationSuiteValidationResult:
+    """Validate `df` against `suite` on Spark and return GX's result.
+
+    `samples=False` skips the second pass (no example values for failures)."""
+    batch_definition = workspace.batch_definition(table)
+    cache = not df.is_cached
+    if cache:
+        df.persist()
+    try:
+        batch = batch_definition.get_batch(batch_parameters={"dataframe": df})
+        result = batch.validate(
+            suite, expectation_parameters=parameters,
+            result_format={"result_format": "BASIC", "partial_unexpected_count": 0},
+        )
+        failed_ids = {str(r.expectation_config.id) for r in result.results
+                      if not r.success and r.expectation_config is not None
+                      and "unexpected_count" in (r.result or {})}
+        if samples and failed_ids:
+            _add_samples(batch, suite, parameters, result, failed_ids)
+    finally:
+        if cache:
+            df.unpersist()
+    return result
+
+
+def _add_samples(batch: Any, suite: ExpectationSuite, parameters: dict[str, Any],
+                 result: ExpectationSuiteValidationResult, failed_ids: set[str]) -> None:
+    """Re-run the failed expectations with unexpected-value samples, in place."""
+    from great_expectations.core.expectation_suite import ExpectationSuite
+
+    failed = ExpectationSuite(
+        name=suite.name,
+        expectations=[e.configuration for e in suite.expectations if str(e.id) in failed_ids],
+    )
+    sampled = batch.validate(
+        failed, expectation_parameters=parameters,
+        result_format={"result_format": "BASIC", "partial_unexpected_count": SAMPLE_SIZE},
+    )
+    by_id = {_id(r): r for r in sampled.results}
+    result.results = [by_id.get(_id(r), r) for r in result.results]
+
+
+def _id(item: Any) -> str | None:
+    config = item.expectation_config
+    return None if config is None else str(config.id)
+
+
+def store_result(workspace: GxWorkspace, result: ExpectationSuiteValidationResult,
+                 suite_name: str, run_date: dt.date, run_id: str,
+                 validated_at: dt.datetime, meta: dict[str, Any]) -> tuple[Any, Path]:
+    """Keep `result` in GX's validation-results store and return its key and file:
+    `<reports>/validation/<suite>/<run_date>/<validated_at>/<run_id>.json`."""
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+
+    identifier = RunIdentifier(run_name=run_date.isoformat(), run_time=validated_at)
+    key = ValidationResultIdentifier(
+        expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite_name),
+        run_id=identifier,
+        batch_identifier=_SAFE.sub("_", run_id),
+    )
+    # What GX's ValidationDefinition.run records, plus our own lineage.
+    result_meta = cast(dict[str, Any], result.meta)
+    result_meta["run_id"] = identifier
+    result_meta["validation_time"] = validated_at.isoformat()
+    result_meta["memberscore"] = meta
+    # Data Docs title a page with the batch's asset name, which GX's dataframe assets
+    # leave out of the batch spec; the asset is named after the table.
+    batch_spec = result_meta.get("batch_spec")
+    if isinstance(batch_spec, dict):
+        batch_spec.setdefault("data_asset_name", suite_name)
+    store = workspace.context.validation_results_store
+    store.set(key, result)
+    url = store.store_backend.get_url_for_key(store.key_to_tuple(key))
+    return key, Path(unquote(urlparse(url).path))
+
+
+def build_docs(workspace: GxWorkspace, key: ValidationResultIdentifier) -> Path:
+    """Render the page of one stored result and refresh the site index; returns
+    the index file."""
+    workspace.context.build_data_docs(site_names=[SITE], resource_identifiers=[key])
+    return workspace.docs_dir / "index.html"

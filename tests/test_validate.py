@@ -1,0 +1,224 @@
+"""The quality gate end to end: `validate_table` with the real lake, GX results and
+`validation_results`; `require_passed`; and the `memberscore validate` command."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from memberscore.cli import main
+from memberscore.config import Settings
+from memberscore.context import RunContext
+from memberscore.errors import QualityGateError
+from memberscore.quality import (
+    RESULTS_TABLE,
+    VALIDATION_RESULTS_SCHEMA,
+    load_suite,
+    previous_row_count,
+    require_passed,
+    validate_table,
+)
+from memberscore.quality.suites import BRONZE_TRANSACTIONS, FEATURES, SCORES
+from tests.test_quality import (
+    BRONZE_GOOD,
+    FEATURES_GOOD,
+    ROW_COUNT_WINDOW,
+    SCORES_GOOD,
+    frame,
+)
+
+D = dt.date(2026, 1, 5)
+BEFORE = dt.date(2026, 1, 4)
+SCORE_RANGE = "expect_column_values_to_be_between(score, min_value=0, max_value=1)"
+SCORES_EXPECTATIONS = len(load_suite(SCORES.name).expectations)
+
+
+def without_docs(settings: Settings) -> Settings:
+    """Data Docs cost a second per validation; only the CLI tests build them."""
+    return dataclasses.replace(
+        settings, validation=dataclasses.replace(settings.validation, build_data_docs=False))
+
+
+@pytest.fixture
+def gate_ctx(settings: Settings, spark: SparkSession) -> RunContext:
+    return RunContext(without_docs(settings), run_id="run-1", spark=spark)
+
+
+def rerun(ctx: RunContext, run_id: str) -> RunContext:
+    return RunContext(ctx.settings, run_id=run_id, spark=ctx.spark)
+
+
+def scores(spark: SparkSession, day: dt.date, count: int, bad_score: float | None = None,
+           ) -> DataFrame:
+    rows = [{**SCORES_GOOD[i % len(SCORES_GOOD)], "member_id": f"M{i}", "as_of_date": day}
+            for i in range(count)]
+    if bad_score is not None:
+        rows[-1]["score"] = bad_score
+    return frame(spark, SCORES, rows)
+
+
+def recorded(ctx: RunContext, table: str, day: dt.date) -> list[dict[str, Any]]:
+    return [row.asDict() for row in ctx.lake.read(RESULTS_TABLE)
+            .where((F.col("run_date") == F.lit(day)) & (F.col("table_name") == table))
+            .collect()]
+
+
+def test_critical_failure_is_kept_then_raised_and_a_passing_rerun_replaces_it(
+        gate_ctx: RunContext, spark: SparkSession) -> None:
+    with pytest.raises(QualityGateError) as raised:
+        validate_table(gate_ctx, SCORES.name, D, scores(spark, D, 4, bad_score=1.7))
+    message = str(raised.value)
+    assert raised.value.exit_code == 7
+    assert "member_scores on 2026-01-05" in message
+    assert f"critical expectation {SCORE_RANGE} failed" in message
+    assert ("observed 1 of 4 rows unexpected (25.00%), e.g. [1.7] (expected between 0 and 1)"
+            in message)
+    assert "memberscore score --run-date 2026-01-05" in message
+    path = Path(message.split("full result: ")[1].split(";")[0])
+    assert path.is_file()
+    assert path.is_relative_to(gate_ctx.paths.reports / "validation" / "member_scores"
+                               / "2026-01-05")
+    stored = json.loads(path.read_text())
+    assert stored["success"] is False
+    (failure,) = [r for r in stored["results"] if not r["success"]]
+    assert failure["expectation_config"]["kwargs"]["column"] == "score"
+    assert failure["expectation_config"]["severity"] == "critical"
+    assert failure["result"]["partial_unexpected_list"] == [1.7]
+
+    rows = recorded(gate_ctx, SCORES.name, D)
+    assert len(rows) == SCORES_EXPECTATIONS
+    assert [(r["expectation"], r["severity"], r["observed_value"], r["expected"])
+            for r in rows if not r["success"]] == [
+        (SCORE_RANGE, "critical", "1 of 4 rows unexpected (25.00%), e.g. [1.7]",
+         "between 0 and 1")]
+    assert {(r["run_id"], r["suite"], r["result_path"]) for r in rows} == \
+        {("run-1", "member_scores", str(path))}
+    assert [(f.name, f.dataType) for f in gate_ctx.lake.read(RESULTS_TABLE).schema] == \
+        [(f.name, f.dataType) for f in VALIDATION_RESULTS_SCHEMA]
+
+    # score and publish refuse the day, pointing at the same result
+    with pytest.raises(QualityGateError) as refused:
+        require_passed(gate_ctx, SCORES.name, D)
+    assert SCORE_RANGE in str(refused.value) and str(path) in str(refused.value)
+
+    # fixed data, validated again by another run: the day's rows are replaced
+    second = rerun(gate_ctx, "run-2")
+    outcome = validate_table(second, SCORES.name, D, scores(spark, D, 4))
+    assert outcome.passed and outcome.row_count == 4
+    rows = recorded(second, SCORES.name, D)
+    assert len(rows) == SCORES_EXPECTATIONS
+    assert {r["run_id"] for r in rows} == {"run-2"}
+    assert all(r["success"] for r in rows)
+    assert require_passed(second, SCORES.name, D) == []
+    # the JSON history keeps both validations
+    assert path.is_file() and outcome.result_path.is_file() and outcome.result_path != path
+
+
+def test_row_count_drop_is_a_recorded_warning_that_stops_nothing(
+        gate_ctx: RunContext, spark: SparkSession) -> None:
+    lake = gate_ctx.lake
+    lake.replace_where(SCORES.name, scores(spark, BEFORE, 5), {"as_of_date": BEFORE},
+                       partition_by=["as_of_date"])
+    lake.replace_where(SCORES.name, scores(spark, D, 3), {"as_of_date": D})
+    assert previous_row_count(gate_ctx, SCORES, D) == 5
+    assert previous_row_count(gate_ctx, SCORES, BEFORE) is None
+
+    outcome = validate_table(gate_ctx, SCORES.name, D)  # reads D's rows from the lake
+
+    assert outcome.passed and outcome.row_count == 3
+    assert [(w.expectation, w.severity, w.observed_value) for w in outcome.warnings] == \
+        [(ROW_COUNT_WINDOW, "warning", "3")]
+    assert outcome.warning_lines() == [
+        f"WARNING member_scores 2026-01-05: {ROW_COUNT_WINDOW} not met, observed 3 "
+        "(expected between 4 and 6)"]
+    assert "passed" in outcome.summary_line() and "1 warning(s)" in outcome.summary_line()
+    stored = json.loads(outcome.result_path.read_text())
+    assert stored["meta"]["memberscore"]["previous_row_count"] == 5
+    (window,) = [r for r in stored["results"]
+                 if r["expectation_config"]["severity"] == "warning"]
+    assert window["expectation_config"]["kwargs"]["min_value"] == 4  # ceil(5 * 0.8)
+    assert window["expectation_config"]["kwargs"]["max_value"] == 6  # floor(5 * 1.2)
+    rows = recorded(gate_ctx, SCORES.name, D)
+    assert [(r["severity"], r["success"]) for r in rows if not r["success"]] == \
+        [("warning", False)]
+    assert require_passed(gate_ctx, SCORES.name, D) == [
+        f"WARNING member_scores 2026-01-05: {ROW_COUNT_WINDOW} not met, observed 3 "
+        "(expected between 4 and 6) (validated by run run-1)"]
+
+
+def test_a_day_never_validated_is_refused(gate_ctx: RunContext) -> None:
+    with pytest.raises(QualityGateError) as refused:
+        require_passed(gate_ctx, FEATURES.name, D)
+    message = str(refused.value)
+    assert "member_features_daily for 2026-01-05 has no validation results" in message
+    assert "run `memberscore validate --run-date 2026-01-05` first" in message
+
+
+def test_unknown_table_has_no_suite(gate_ctx: RunContext) -> None:
+    from memberscore.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no expectation suite for table 'drift_metrics'"):
+        validate_table(gate_ctx, "drift_metrics", D)
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def land(ctx: RunContext, features_rows: list[dict[str, Any]]) -> None:
+    """Write the day's bronze transactions and feature snapshot to the lake."""
+    spark = ctx.spark
+    ctx.lake.replace_where(BRONZE_TRANSACTIONS.name, frame(spark, BRONZE_TRANSACTIONS,
+                                                           BRONZE_GOOD),
+                           {"landing_date": D}, partition_by=["landing_date"])
+    ctx.lake.replace_where(FEATURES.name, frame(spark, FEATURES, features_rows),
+                           {"as_of_date": D}, partition_by=["as_of_date"])
+
+
+def test_validate_command_reports_each_suite_and_builds_data_docs(
+        ctx: RunContext, capsys: pytest.CaptureFixture[str]) -> None:
+    land(ctx, FEATURES_GOOD)
+    assert main(["validate", "--run-date", "2026-01-05"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == ("validate member_scores 2026-01-05: no scores for the day, "
+                      "not validated")
+    assert out[1].startswith("validate bronze_transactions 2026-01-05: passed, 20/20 "
+                             "expectations met, 3 rows; result ")
+    assert out[2].startswith("validate member_features_daily 2026-01-05: passed, 43/43 "
+                             "expectations met, 3 rows; result ")
+    docs = ctx.paths.reports / "data_docs" / "index.html"
+    assert out[3] == f"Data Docs: {docs}"
+    assert docs.is_file()
+    pages = list((ctx.paths.reports / "data_docs" / "validations").rglob("*.html"))
+    assert {p.relative_to(ctx.paths.reports / "data_docs" / "validations").parts[:2]
+            for p in pages} == {("bronze_transactions", "2026-01-05"),
+                                ("member_features_daily", "2026-01-05")}
+    assert "member_features_daily" in docs.read_text()
+    assert require_passed(ctx, FEATURES.name, D) == []
+    assert require_passed(ctx, BRONZE_TRANSACTIONS.name, D) == []
+
+
+def test_validate_command_fails_in_one_line_after_keeping_every_result(
+        ctx: RunContext, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = [*FEATURES_GOOD[:2], {**FEATURES_GOOD[2], "tenure_days": -3}]
+    land(ctx, bad)
+    assert main(["validate", "--run-date", "2026-01-05"]) == 7
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    (line,) = captured.err.strip().splitlines()[-1:]
+    assert line.startswith("memberscore: validate failed: data quality gate failed for "
+                           "member_features_daily on 2026-01-05: critical expectation "
+                           "expect_column_values_to_be_between(tenure_days, min_value=0) "
+                           "failed, observed 1 of 3 rows unexpected (33.33%), e.g. [-3] "
+                           "(expected at least 0)")
+    assert "full result: " in line
+    # both suites ran and were kept; only the failing day is refused
+    assert require_passed(ctx, BRONZE_TRANSACTIONS.name, D) == []
+    with pytest.raises(QualityGateError, match="tenure_days"):
+        require_passed(ctx, FEATURES.name, D)
