@@ -1,12 +1,45 @@
-"""`memberscore score`: not built yet (issue #7)."""
+"""`memberscore score --run-date D`: D's feature snapshot scored by the champion of
+every registered model in `models.names` -> D's partition of `member_scores`.
+
+1. The snapshot of D must exist in `member_features_daily` and have passed its
+   critical expectations (the quality gate).
+2. For each model name, `models:/<name>@champion` is resolved to a concrete version;
+   every later step uses that version, and each output row records it.
+3. Each version's signature is checked against the snapshot's schema before any row
+   is scored: every missing column and every incompatible type, for every model, in
+   one error.
+4. The rows are scored on the executors by `mlflow.pyfunc.spark_udf`; each model
+   gets its own rows (model_name, model_version, score, score_band, run_id,
+   scored_at), and D's partition is replaced in one commit, so a re-run leaves the
+   same rows, never duplicates.
+"""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import importlib
+import importlib.util
+import logging
+from functools import reduce
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from memberscore.args import iso_date
 from memberscore.context import JobResult, RunContext
-from memberscore.errors import NotBuiltYetError
+from memberscore.errors import InputError, ModelError
+from memberscore.models.registry import ModelRegistry, ResolvedModel
+from memberscore.models.scorer import churn_score
+from memberscore.models.signature import input_columns, input_spark_types, signature_problems
+from memberscore.models.tracking import configure_mlflow
+from memberscore.tables import MEMBER_SCORES
+from memberscore.transforms.scoring import check_bands, shape_scores
+from memberscore.transforms.training import model_inputs
+
+log = logging.getLogger(__name__)
+
+KEYS = ["member_id", "as_of_date"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,6 +48,91 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
-    raise NotBuiltYetError(
-        "`score` is not implemented yet (tracked in issue #7); nothing was done"
+    run_date: dt.date = args.run_date
+    snapshot = require_snapshot(ctx, run_date)
+    warnings = _check_quality_gate(ctx, run_date)
+    result = score_snapshot(ctx, run_date, snapshot)
+    result.messages.extend(warnings)
+    return result
+
+
+def score_day(ctx: RunContext, run_date: dt.date) -> JobResult:
+    """Score D WITHOUT the quality gate (for tests and the benchmark); `run` is the job."""
+    return score_snapshot(ctx, run_date, require_snapshot(ctx, run_date))
+
+
+def require_snapshot(ctx: RunContext, run_date: dt.date) -> DataFrame:
+    """D's rows of the feature table (lazy); InputError saying what to run when absent."""
+    table = ctx.settings.features.table
+    advice = (f"run `memberscore features --run-date {run_date}` (or `memberscore backfill "
+              f"--start {run_date} --end {run_date}`) first")
+    if not ctx.lake.exists(table):
+        raise InputError(f"there is no feature snapshot to score: table {table} does not "
+                         f"exist; {advice}")
+    snapshot = ctx.lake.read(table).filter(F.col("as_of_date") == F.lit(run_date))
+    if snapshot.limit(1).count() == 0:
+        raise InputError(f"{table} has no snapshot for {run_date} (no rows with as_of_date "
+                         f"= {run_date}); {advice}")
+    return snapshot
+
+
+def _check_quality_gate(ctx: RunContext, run_date: dt.date) -> list[str]:
+    """QualityGateError unless D's snapshot passed its critical expectations; returns
+    the warnings of that validation (printed with the job's messages)."""
+    # ---------------------------------------------------------------- QUALITY GATE
+    # The one call site of the data-quality gate (issue 5): D's feature snapshot must
+    # have passed its critical expectations before it is scored.  Where
+    # memberscore.quality is not installed, scoring goes ahead with a warning.
+    if importlib.util.find_spec("memberscore.quality") is None:
+        log.warning("quality gate unavailable (memberscore.quality is not built yet): "
+                    "scoring %s without checking its expectations", run_date)
+        return []
+    quality = importlib.import_module("memberscore.quality")
+    return list(quality.require_passed(ctx, ctx.settings.features.table, run_date) or [])
+
+
+def score_snapshot(ctx: RunContext, run_date: dt.date, snapshot: DataFrame) -> JobResult:
+    """Resolve, check, score and write D's rows for every configured model."""
+    conf = ctx.settings.models
+    check_bands(conf.score_bands)
+    registry = ModelRegistry(configure_mlflow(ctx))
+    champions = [registry.resolve(name, conf.champion_alias) for name in conf.names]
+    signatures = {model: registry.signature(model) for model in champions}
+    problems = {model: signature_problems(sig, snapshot.schema)
+                for model, sig in signatures.items()}
+    if any(problems.values()):
+        listed = "; ".join(f"{model}: {', '.join(found)}"
+                           for model, found in problems.items() if found)
+        raise ModelError(
+            f"the feature snapshot of {run_date} in {ctx.settings.features.table} does not "
+            f"fit the model signature ({listed}); nothing was scored: rebuild the snapshot "
+            "with the current feature code (`memberscore backfill --force`) or train a "
+            "model on the current features (`memberscore train`)"
+        )
+
+    frames = []
+    for model in champions:
+        signature = signatures[model]
+        columns = input_columns(signature)
+        inputs = model_inputs(snapshot, columns, keep=KEYS, types=input_spark_types(signature))
+        scored = inputs.select(*KEYS, churn_score(ctx.spark, model, columns).alias("score"))
+        frames.append(shape_scores(scored, model_name=model.name, model_version=model.version,
+                                   bands=conf.score_bands, run_id=ctx.run_id,
+                                   scored_at=ctx.started_at))
+    scores = reduce(DataFrame.unionByName, frames)
+    commit = ctx.lake.replace_where(MEMBER_SCORES.name, scores, {"as_of_date": run_date},
+                                    list(MEMBER_SCORES.partition_by))
+    return JobResult(
+        job="score",
+        rows={MEMBER_SCORES.name: commit.rows_written},
+        details={"table_version": commit.version,
+                 "models": {m.name: m.version for m in champions}},
+        messages=[
+            f"scored {run_date} with {_describe(champions)}: {commit.rows_written} rows "
+            f"-> {MEMBER_SCORES.name} (version {commit.version})",
+        ],
     )
+
+
+def _describe(models: list[ResolvedModel]) -> str:
+    return ", ".join(str(m) for m in models)
