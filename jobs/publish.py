@@ -1,12 +1,24 @@
-"""`memberscore publish`: not built yet (issue #8)."""
+"""`memberscore publish --run-date D [--table T]...`: publish D's rows to Snowflake.
+
+For each published table (conf `snowflake.published_tables`, or the `--table`s given):
+the day's lake rows go to Snowflake as Parquet files through a named stage and a
+staging table, and replace the target's day in one transaction together with its
+PUBLISH_LOG row; the committed day is then reconciled with the lake (row count and
+key checksum).  A table missing from the lake, or without rows for D, fails the job
+before anything is published (leave it out with --table) -- except the tables in
+conf `snowflake.optional_tables` (drift_metrics: monitor runs after publish), which
+are skipped with a warning unless named with --table.  See docs/publish.md.
+"""
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from memberscore.args import iso_date
 from memberscore.context import JobResult, RunContext
-from memberscore.errors import NotBuiltYetError
+from memberscore.warehouse import LOG_TABLE, publish_tables, published_tables
+from memberscore.warehouse.faults import hook_from_environment
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,6 +29,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
-    raise NotBuiltYetError(
-        "`publish` is not implemented yet (tracked in issue #8); nothing was done"
+    selection = published_tables(ctx.settings, args.table)
+    fault_hook = hook_from_environment(ctx.env)
+    outcome = publish_tables(
+        ctx.settings, ctx.lake, ctx.spark, warehouse_dir=ctx.paths.warehouse,
+        run_id=ctx.run_id, selection=selection, day=args.run_date, fault_hook=fault_hook,
+        verbose=ctx.verbose,
     )
+    sf = ctx.settings.snowflake
+    schema = f"{sf.database}.{sf.schema}".upper()
+    messages = [
+        f"published {r.target} {r.day}: {r.rows:,} rows (replaced {r.replaced_rows:,}), "
+        f"reconciled with lake version {r.lake_version} ({r.checksum})"
+        for r in outcome.published
+    ]
+    messages += [
+        f"skipped {table} {args.run_date} (optional): {why}; publish it later with "
+        f"`memberscore publish --run-date {args.run_date} --table {table}`"
+        for table, why in outcome.skipped
+    ]
+    messages.append(f"look: SELECT * FROM {schema}.{LOG_TABLE} WHERE AS_OF_DATE = "
+                    f"'{args.run_date}' ORDER BY TABLE_NAME")
+    if sf.local_server:
+        messages.append("the local warehouse is under "
+                        f"{ctx.paths.warehouse}; `memberscore warehouse` serves it for queries")
+    details: dict[str, Any] = {r.table: {
+        "target": f"{schema}.{r.target}", "rows": r.rows, "replaced_rows": r.replaced_rows,
+        "checksum": r.checksum, "lake_version": r.lake_version, "created": r.created,
+        "added_columns": list(r.added_columns), "seconds": r.seconds,
+    } for r in outcome.published}
+    if outcome.skipped:
+        details["skipped"] = dict(outcome.skipped)
+    return JobResult(job="publish", rows={r.table: r.rows for r in outcome.published},
+                     details=details, messages=messages)

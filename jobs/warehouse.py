@@ -1,19 +1,89 @@
-"""`memberscore warehouse`: not built yet (issue #8)."""
+"""`memberscore warehouse`: serve the local Snowflake-compatible warehouse in the foreground.
+
+The fakesnow server over `$MEMBERSCORE_HOME/warehouse`, for analysts and for trying
+queries against published days.  It prints how to connect, then serves until Ctrl-C
+(or SIGTERM).  While it runs, `memberscore publish` in another terminal uses it
+instead of starting its own.  See docs/publish.md.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import signal
+import threading
+from typing import Any
 
 from memberscore.context import JobResult, RunContext
-from memberscore.errors import NotBuiltYetError
+from memberscore.errors import ConfigError
+from memberscore.warehouse.connection import ConnectionSpec
+from memberscore.warehouse.local_server import DEFAULT_IDLE_TRANSACTION_SECONDS, local_warehouse
+from memberscore.warehouse.session import LOCAL_HOST, how_to_connect
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, found {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port between 1 and 65535, found {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, found {text!r}") \
+            from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, found {text}")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--port", type=int, default=None,
+    parser.add_argument("--port", type=_port, default=None,
                         help="port to listen on (default: a free port, printed)")
+    parser.add_argument("--idle-transaction-seconds", type=_seconds,
+                        default=DEFAULT_IDLE_TRANSACTION_SECONDS, metavar="S",
+                        help="roll back a transaction whose session has said nothing for S "
+                             "seconds, e.g. a killed publish (default: %(default)s)")
 
 
 def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
-    raise NotBuiltYetError(
-        "`warehouse` is not implemented yet (tracked in issue #8); nothing was done"
-    )
+    sf = ctx.settings.snowflake
+    if not sf.local_server:
+        raise ConfigError(
+            f"`warehouse` serves the local warehouse, but env {ctx.env} publishes to the "
+            f"Snowflake account {sf.account} (snowflake.local_server is false); use --env local"
+        )
+    spec = ConnectionSpec.from_settings(sf)
+    stop = threading.Event()
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if in_main else None
+
+    def on_term(_signum: int, _frame: Any) -> None:
+        stop.set()
+
+    if in_main:
+        signal.signal(signal.SIGTERM, on_term)
+    try:
+        with local_warehouse(
+            ctx.paths.warehouse, database=spec.database, schema=spec.schema,
+            host=sf.host or LOCAL_HOST, port=args.port if args.port is not None else sf.port,
+            idle_transaction_seconds=args.idle_transaction_seconds, must_serve=True,
+            log_level=logging.DEBUG if ctx.verbose else logging.INFO,
+        ) as address:
+            lines = how_to_connect(address.endpoint.url, address.host, address.port, spec)
+            print("\n".join(lines), flush=True)
+            try:
+                while not stop.wait(0.5):
+                    pass
+            except KeyboardInterrupt:
+                pass
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
+    return JobResult(job="warehouse", details={"port": address.port},
+                     messages=[f"local warehouse stopped ({ctx.paths.warehouse})"])
