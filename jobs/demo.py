@@ -1,12 +1,28 @@
-"""`memberscore demo`: not built yet (issue #9)."""
+"""`memberscore demo`: the whole product on one laptop, end to end.
+
+1. generate synthetic landing files (members, transactions, outcomes) ending yesterday;
+2. ingest every generated day but the last into bronze;
+3. train and register a model when no registered model has the champion alias
+   (train backfills the feature snapshots its labels need);
+4. run the pipeline for the last generated day: ingest, features, validate, score,
+   publish to the local Snowflake-compatible warehouse, monitor;
+5. print where to look: the warehouse tables and how to query them, the MLflow UI,
+   the run report.
+
+Everything lands under $MEMBERSCORE_HOME (default .memberscore/).  Re-running the
+demo regenerates the same data (same seed) and replaces each day's rows.
+"""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import logging
 
 from memberscore.args import positive_int
 from memberscore.context import JobResult, RunContext
-from memberscore.errors import NotBuiltYetError
+
+log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,7 +33,64 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: conf)")
 
 
+def _has_champion(ctx: RunContext) -> bool:
+    from memberscore.models.registry import ModelRegistry
+    from memberscore.models.tracking import configure_mlflow
+
+    registry = ModelRegistry(configure_mlflow(ctx))
+    alias = ctx.settings.models.champion_alias
+    return all(registry.find(name, alias) is not None for name in ctx.settings.models.names)
+
+
 def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
-    raise NotBuiltYetError(
-        "`demo` is not implemented yet (tracked in issue #9); nothing was done"
-    )
+    from memberscore.cli import execute, job_arguments
+    from memberscore.jobs.generate import params_from
+    from memberscore.logs import progress
+
+    result = JobResult("demo")
+    gen_args = job_arguments("generate")
+    gen_args.members, gen_args.days, gen_args.seed = args.members, args.days, args.seed
+    params = params_from(ctx, gen_args)
+    gen_args.end_date = params.end_date
+    result.rows.update(execute(ctx, "generate", gen_args).rows)
+
+    last_day = params.end_date
+    history = [params.start_date + dt.timedelta(days=i)
+               for i in range((last_day - params.start_date).days)]
+    for day in progress(history, "demo: ingesting day", total=len(history), logger=log):
+        execute(ctx, "ingest", job_arguments("ingest", ["--run-date", str(day)]))
+
+    trained = "kept the existing champion"
+    if not _has_champion(ctx):
+        train_day = last_day - dt.timedelta(days=1)
+        execute(ctx, "train", job_arguments("train", ["--run-date", str(train_day)]))
+        trained = f"trained on labels up to {train_day}"
+
+    pipeline = execute(ctx, "pipeline", job_arguments("pipeline", ["--run-date", str(last_day)]))
+    result.rows.update(pipeline.rows)
+    result.messages.extend(pipeline.messages)
+    result.messages.extend(_where_to_look(ctx, last_day, trained))
+    return result
+
+
+def _where_to_look(ctx: RunContext, day: dt.date, trained: str) -> list[str]:
+    sf = ctx.settings.snowflake
+    home = ctx.paths.home
+    reports = sorted(ctx.paths.reports.glob(f"runs/{day.isoformat()}/*.html"))
+    report = reports[-1] if reports else ctx.paths.reports
+    return [
+        "",
+        f"demo done for {day} (model: {trained}); everything is under {home}",
+        "",
+        "Snowflake-compatible warehouse (local fakesnow):",
+        "  memberscore warehouse      # serves it and prints the connection parameters",
+        f"  then: SELECT * FROM {sf.database}.{sf.schema}.MEMBER_SCORES "
+        f"WHERE AS_OF_DATE = '{day}' ORDER BY SCORE DESC LIMIT 20;",
+        f"        SELECT * FROM {sf.database}.{sf.schema}.PUBLISH_LOG ORDER BY PUBLISHED_AT;",
+        "",
+        "MLflow runs and the model registry:",
+        f"  mlflow ui --backend-store-uri sqlite:///{ctx.paths.mlflow}/mlflow.db",
+        "",
+        f"Run report: {report}",
+        f"Delta tables: {ctx.paths.lake}",
+    ]

@@ -14,6 +14,7 @@ import datetime as dt
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from memberscore.args import iso_date
 from memberscore.context import JobResult, RunContext
@@ -38,22 +39,13 @@ class StepOutcome:
     note: str = ""
 
 
-class PipelineFailed(MemberscoreError):
+class PipelineStepError(MemberscoreError):
     """A step failed; carries the summary so far and the step's own exit status."""
 
     def __init__(self, message: str, exit_code: int, summary: list[str]) -> None:
         super().__init__(message)
         self.exit_code = exit_code
         self.summary = summary
-
-
-def step_arguments(step: str, run_date: dt.date) -> argparse.Namespace:
-    """The Namespace a step gets from `memberscore <step> --run-date D` (its defaults)."""
-    from memberscore.cli import job_module
-
-    parser = argparse.ArgumentParser(prog=f"memberscore {step}")
-    job_module(step).add_arguments(parser)
-    return parser.parse_args(["--run-date", run_date.isoformat()])
 
 
 def summary_table(outcomes: list[StepOutcome]) -> list[str]:
@@ -74,7 +66,7 @@ def summary_table(outcomes: list[StepOutcome]) -> list[str]:
 
 
 def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
-    from memberscore.cli import execute
+    from memberscore.cli import execute, job_arguments
 
     run_date: dt.date = args.run_date
     outcomes: list[StepOutcome] = []
@@ -82,17 +74,35 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
     for step in STEPS:
         start = time.monotonic()
         try:
-            step_result = execute(ctx, step, step_arguments(step, run_date))
+            step_result = execute(ctx, step, job_arguments(step, ["--run-date", str(run_date)]))
         except MemberscoreError as exc:
             outcomes.append(StepOutcome(step, "FAILED", None, time.monotonic() - start))
             outcomes.extend(StepOutcome(s, "skipped", None, 0.0)
                             for s in STEPS[STEPS.index(step) + 1:])
             lines = summary_table(outcomes)
             print("\n".join(lines))
-            raise PipelineFailed(f"stopped at {step}: {exc}", exc.exit_code, lines) from exc
+            _write_report(ctx, run_date, outcomes)
+            raise PipelineStepError(f"stopped at {step}: {exc}", exc.exit_code, lines) from exc
         outcomes.append(StepOutcome(step, "ok", step_result.total_rows,
                                     time.monotonic() - start))
         result.rows.update({f"{step}.{k}": v for k, v in step_result.rows.items()})
     result.messages.extend(summary_table(outcomes))
+    report = _write_report(ctx, run_date, outcomes)
     result.messages.append(f"pipeline for {run_date} finished: run_id {ctx.run_id}")
+    if report is not None:
+        result.messages.append(f"run report: {report}")
     return result
+
+
+def _write_report(ctx: RunContext, run_date: dt.date, outcomes: list[StepOutcome]) -> Path | None:
+    """The run report with this run's steps; a report problem never hides the
+    pipeline's own outcome, so it is logged, not raised."""
+    from memberscore.reporting import build_run_report
+
+    steps = [{"step": o.step, "status": o.status, "rows": o.rows, "seconds": o.seconds}
+             for o in outcomes]
+    try:
+        return build_run_report(ctx, run_date, steps=steps)
+    except Exception as exc:  # noqa: BLE001 - see docstring
+        log.warning("run report for %s could not be written: %s", run_date, exc)
+        return None

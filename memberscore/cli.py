@@ -54,6 +54,14 @@ def job_module(command: str):  # type: ignore[no-untyped-def]
     return importlib.import_module(f"memberscore.jobs.{command}")
 
 
+def job_arguments(command: str, argv: Sequence[str] = ()) -> argparse.Namespace:
+    """The Namespace `memberscore <command> <argv...>` would give the job, defaults
+    included; how one job runs another in-process (pipeline, demo)."""
+    parser = _Parser(prog=f"memberscore {command}")
+    job_module(command).add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="memberscore",
