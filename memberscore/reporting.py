@@ -34,6 +34,7 @@ from memberscore.monitoring.report_data import (
     DriftRow,
     ReportData,
     ScoreSummary,
+    ValidationRow,
     gather_report_data,
 )
 
@@ -220,15 +221,26 @@ def _validation_section(data: ReportData) -> str:
     summary = _table("validation-summary", ["table", "passed", "failed"],
                      [[f"<code>{_e(t)}</code>", _n(p), _n(f)]
                       for t, (p, f) in sorted(by_table.items())], numeric=(1, 2))
-    rows = [[f"<code>{_e(v.table_name)}</code>", _e(v.expectation), _e(v.severity),
-             _status_cell("ok" if v.success else
-                          ("alert" if v.severity == "critical" else "warn"),
-                          "passed" if v.success else "failed"),
-             _e(_shorten(v.observed_value or "", 80)), _num(v.unexpected_count)]
-            for v in data.validations]
-    detail = _table("validation-table", ["table", "expectation", "severity", "result",
-                                         "observed", "unexpected"], rows, numeric=(5,))
+    headers = ["table", "expectation", "severity", "result", "observed", "unexpected"]
+    failed = [v for v in data.validations if not v.success]
+    passed = [v for v in data.validations if v.success]
+    detail = (_table("validation-failed", headers, [_validation_row(v) for v in failed],
+                     numeric=(5,)) if failed
+              else '<p class="empty">every expectation passed</p>')
+    if passed:  # tens of rows: folded away, opened with a click (no script needed)
+        detail += (f"<details><summary>{len(passed)} passed expectation(s)</summary>"
+                   + _table("validation-passed", headers,
+                            [_validation_row(v) for v in passed], numeric=(5,))
+                   + "</details>")
     return _section("validation", "Validation results", summary + detail)
+
+
+def _validation_row(v: ValidationRow) -> list[str]:
+    return [f"<code>{_e(v.table_name)}</code>", _e(v.expectation), _e(v.severity),
+            _status_cell("ok" if v.success else
+                         ("alert" if v.severity == "critical" else "warn"),
+                         "passed" if v.success else "failed"),
+            _e(_shorten(v.observed_value or "", 80)), _num(v.unexpected_count)]
 
 
 def _scores_section(data: ReportData, bands: Sequence[ScoreBand]) -> str:
@@ -394,7 +406,9 @@ def drift_chart_svg(model_name: str, rows: Sequence[DriftRow], warn: float,
         x = left + plot_w * value / scale_max
         out.append(f'<line class="threshold {name}" x1="{x:.1f}" x2="{x:.1f}" y1="{top - 4}" '
                    f'y2="{base}" stroke="{COLOURS[name]}" stroke-dasharray="5 3"/>')
-        out.append(f'<text x="{x:.1f}" y="{base + 14}" text-anchor="middle" '
+        # warn's label to the left of its line, alert's to the right: never overlapping
+        anchor, dx = ("end", -3) if name == "warn" else ("start", 3)
+        out.append(f'<text x="{x + dx:.1f}" y="{base + 14}" text-anchor="{anchor}" '
                    f'class="tick">{name} {value:g}</text>')
     out.append(f'<line x1="{left}" x2="{left}" y1="{top - 4}" y2="{base}" '
                f'stroke="{COLOURS["grid"]}"/>')
@@ -511,6 +525,7 @@ th { background: #f5f7fa; } td.num, th.num { text-align: right;
 .status { font-weight: 600; } .status.ok { color: #2e7d32; }
 .status.warn { color: #b86e00; } .status.alert { color: #c62828; }
 .empty { color: #6b7480; font-style: italic; }
+details summary { cursor: pointer; color: #3f6fb5; margin: 4px 0 8px; }
 figure { margin: 8px 0; } svg.chart { max-width: 100%; height: auto; }
 svg text { font: 11px system-ui, sans-serif; fill: #1f2933; }
 svg text.tick, svg text.axis { fill: #6b7480; }

@@ -191,6 +191,10 @@ def test_report_has_the_charts_and_tables_with_the_day_s_figures(settings: Setti
                                              "no table"]
     assert page.tables["validation-summary"][1:] == [["member_features_daily", "1", "0"],
                                                      ["member_scores", "0", "1"]]
+    assert page.tables["validation-failed"][1:] == [
+        ["member_scores", "score in [0, 1]", "critical", "failed", "1.2", "1"]]
+    assert page.tables["validation-passed"][1][:4] == [
+        "member_features_daily", "row count within 20%", "critical", "passed"]
     assert page.tables["score-bands-member_churn"][1:] == [["low", "48", "53.9%"],
                                                            ["medium", "27", "30.3%"],
                                                            ["high", "14", "15.7%"]]
