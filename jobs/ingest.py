@@ -10,7 +10,8 @@ every bad row quarantined with the rules it broke, nothing dropped.
    day, or repeated within D, are duplicates.
 3. Replace D's partition of `bronze_<source>` with the clean rows and D's partition
    of `quarantine_<source>` with the others (also when there are none, so a re-run
-   clears what an earlier run of D quarantined).
+   clears what an earlier run of D wrote; a source that has never delivered a file
+   gets no tables yet).
 4. Report rows read, kept and quarantined by rule, per file.  When the quarantined
    share of D's rows (all sources together) exceeds `ingest.max_bad_row_share`, fail
    with QualityGateError, after the writes, so the rows are there to inspect.
@@ -189,18 +190,23 @@ def _ingest_source(ctx: RunContext, source: str, day: dt.date,
     """Type, check and write one source's rows of the day; report per file."""
     lake = ctx.lake
     checked, later, cached = _checked_rows(ctx, source, day, files)
+    written: dict[str, int] = {}
     try:
         outcomes = ingest.outcome_counts(checked).collect() if files else []
-        kept = lake.replace_where(bronze_table(source), ingest.bronze_rows(checked, source),
-                                  {"landing_date": day}, ["landing_date"])
-        quarantined = lake.replace_where(quarantine_table(source),
-                                         ingest.quarantine_rows(checked, ctx.started_at),
-                                         {"landing_date": day}, ["landing_date"])
+        for table, rows in ((bronze_table(source), ingest.bronze_rows(checked, source)),
+                            (quarantine_table(source),
+                             ingest.quarantine_rows(checked, ctx.started_at))):
+            if not files and not lake.exists(table):
+                written[table] = 0  # nothing delivered, nothing to clear
+                continue
+            written[table] = lake.replace_where(table, rows, {"landing_date": day},
+                                                ["landing_date"]).rows_written
     finally:
         for frame in cached:
             frame.unpersist()
     reports = _file_reports(source, day, files, outcomes)
-    return SourceReport(source, reports, kept.rows_written, quarantined.rows_written, later)
+    return SourceReport(source, reports, written[bronze_table(source)],
+                        written[quarantine_table(source)], later)
 
 
 def _checked_rows(ctx: RunContext, source: str, day: dt.date, files: list[landing.RawFile]
