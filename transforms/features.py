@@ -356,9 +356,6 @@ def assemble_features(days: DataFrame, aggregates: DataFrame, allowed_lateness_h
     joined = days.join(aggregates.select("member_id", "day", *AGGREGATE_COLUMNS),
                        on=["member_id", "day"], how="left")
 
-    def money(name: str) -> Column:
-        return F.coalesce(F.col(name), F.lit(0)).cast("decimal(18,2)")
-
     def pence(name: str) -> Column:
         whole = F.coalesce(F.col(name), F.lit(0)).cast("decimal(18,0)")
         return (whole * F.lit(Decimal("0.01"))).cast("decimal(18,2)")
@@ -379,7 +376,7 @@ def assemble_features(days: DataFrame, aggregates: DataFrame, allowed_lateness_h
         "outflow_sum_30d": outflow_30d,
         "outflow_sum_90d": pence("outflow_sum_90d"),
         "net_flow_30d": pence("inflow_sum_30d") - outflow_30d,
-        "max_outflow_30d": money("max_outflow_30d"),
+        "max_outflow_30d": pence("max_outflow_30d"),
         "distinct_counterparties_30d": count("distinct_counterparties_30d"),
         "failed_payment_count_30d": count("failed_payment_count_30d"),
         "card_spend_share_30d": F.when(
