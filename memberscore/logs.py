@@ -15,13 +15,30 @@ _NOISY = ("py4j", "pyspark", "urllib3", "snowflake.connector", "great_expectatio
           "mlflow", "alembic", "botocore", "numexpr", "fakesnow", "uvicorn", "httpx")
 
 
+class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is at emit time, not the object it was when
+    logging was configured (which a caller, or pytest's capture, may since have
+    replaced and closed)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self):  # type: ignore[no-untyped-def]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:  # type: ignore[no-untyped-def]
+        pass
+
+
 def configure_logging(verbose: bool = False) -> None:
     """Send our log lines to stderr; third-party chatter only with --verbose."""
     root = logging.getLogger()
     if getattr(configure_logging, "_done", False):
         root.setLevel(logging.DEBUG if verbose else logging.INFO)
         return
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _CurrentStderrHandler()
     handler.setFormatter(logging.Formatter(_FORMAT, datefmt="%Y-%m-%dT%H:%M:%S"))
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
