@@ -4,6 +4,7 @@ order `memberscore pipeline` runs in-process."""
 
 from __future__ import annotations
 
+import itertools
 import re
 from importlib import metadata
 from pathlib import Path
@@ -65,7 +66,7 @@ def test_nightly_chain_matches_the_pipeline_order() -> None:
     tasks = _jobs()["memberscore_nightly"]["tasks"]
     order = [t["task_key"] for t in tasks]
     assert order == list(STEPS)
-    for previous, task in zip(tasks, tasks[1:], strict=False):
+    for previous, task in itertools.pairwise(tasks):
         assert task["depends_on"] == [{"task_key": previous["task_key"]}]
     assert "depends_on" not in tasks[0]
 
