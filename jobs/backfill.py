@@ -23,7 +23,7 @@ from pyspark.sql import functions as F
 
 from memberscore.args import iso_date
 from memberscore.context import JobResult, RunContext
-from memberscore.errors import InputError
+from memberscore.errors import ConfigError, InputError
 from memberscore.feature_builds import BuildRecord, InputFingerprint, code_digest, cumulative
 from memberscore.jobs.features import build_log, now_utc, read_bronze
 from memberscore.logs import progress
@@ -35,12 +35,12 @@ from memberscore.transforms.features import (
     member_fingerprints,
 )
 from memberscore.transforms.tiles import (
-    counterparty_tiles,
+    MAX_CHUNK_DAYS,
+    counterparty_counts,
     daily_tiles,
     late_counts,
     tiled_aggregates,
     transaction_fingerprints,
-    transaction_tiles,
 )
 
 log = logging.getLogger(__name__)
@@ -85,9 +85,10 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
             f"backfill --start {start} is after --end {end}; give the first day first"
         )
     conf = ctx.settings.features
-    if conf.backfill_chunk_days < 1:
-        raise InputError(
-            f"features.backfill_chunk_days must be at least 1, found {conf.backfill_chunk_days}"
+    if not 1 <= conf.backfill_chunk_days <= MAX_CHUNK_DAYS:
+        raise ConfigError(
+            f"features.backfill_chunk_days must be between 1 and {MAX_CHUNK_DAYS}, found "
+            f"{conf.backfill_chunk_days}; fix it in conf/<env>.yml"
         )
     started = time.perf_counter()
     transactions, members = read_bronze(ctx, end)
@@ -127,8 +128,7 @@ def _backfill_chunk(ctx: RunContext, transactions: DataFrame, members: DataFrame
     conf = ctx.settings.features
     lateness = conf.allowed_lateness_hours
     first, last = chunk[0], chunk[-1]
-    fine = transaction_tiles(transactions, first, last, lateness).persist()
-    daily = daily_tiles(fine).persist()
+    daily = daily_tiles(transactions, first, last, lateness).persist()
     try:
         txn_parts = cumulative(transaction_fingerprints(daily, last).collect(), chunk)
         member_parts = cumulative(member_fingerprints(members, first, last, lateness).collect(),
@@ -150,10 +150,15 @@ def _backfill_chunk(ctx: RunContext, transactions: DataFrame, members: DataFrame
         todo_days = [day_index(d) for d in todo]
         days = member_days(members, first, last, lateness).filter(
             F.col("day").isin(todo_days))
-        aggregates = tiled_aggregates(daily, counterparty_tiles(fine), days, first, last)
+        counterparties = counterparty_counts(transactions, first, last, lateness)
+        aggregates = tiled_aggregates(daily, counterparties, days, first, last)
         computed_at = now_utc()
-        snapshots = assemble_features(days, aggregates, lateness, ctx.run_id,
-                                      computed_at).persist()
+        # sorted by day inside each partition: each day's write reads only its batches
+        snapshots = (
+            assemble_features(aggregates, lateness, ctx.run_id, computed_at)
+            .sortWithinPartitions("as_of_date")
+            .persist()
+        )
         pending: list[BuildRecord] = []
         flushed = time.monotonic()
         try:
@@ -183,4 +188,3 @@ def _backfill_chunk(ctx: RunContext, transactions: DataFrame, members: DataFrame
             snapshots.unpersist()
     finally:
         daily.unpersist()
-        fine.unpersist()

@@ -36,6 +36,7 @@ from memberscore.transforms.features import (
     member_days,
     member_fingerprints,
     snapshot_aggregates,
+    with_aggregates,
 )
 
 log = logging.getLogger(__name__)
@@ -87,8 +88,8 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
         member_parts = member_fingerprints(members, day, day, lateness).collect()
 
         computed_at = now_utc()
-        snapshot = assemble_features(member_days(members, day, day, lateness), aggregates,
-                                     lateness, ctx.run_id, computed_at)
+        joined = with_aggregates(member_days(members, day, day, lateness), aggregates)
+        snapshot = assemble_features(joined, lateness, ctx.run_id, computed_at)
         mark = time.perf_counter()
         commit = ctx.lake.replace_where(conf.table, snapshot, {"as_of_date": day},
                                         list(MEMBER_FEATURES_DAILY.partition_by))

@@ -154,6 +154,7 @@ ROW_METRICS: dict[str, Callable[[], Column]] = {
     "failed_payment_count": lambda: F.when(is_failed() & is_outflow(), F.lit(1)),
 }
 
+
 @dataclass(frozen=True)
 class WindowSum:
     """An additive aggregate: the sum of a row metric over a trailing window."""
@@ -182,7 +183,7 @@ ACTIVE_DAYS_WINDOW = 30
 
 
 def outflow_value() -> Column:
-    """A settled outflow as a positive amount (null for anything else)."""
+    """A settled outflow as a positive number of pence (null for anything else)."""
     return ROW_METRICS["outflow"]()
 
 
@@ -348,13 +349,18 @@ def input_totals(aggregates: DataFrame) -> DataFrame:
 # --------------------------------------------------------------------------- assemble
 
 
-def assemble_features(days: DataFrame, aggregates: DataFrame, allowed_lateness_hours: float,
-                      run_id: str, computed_at: dt.datetime) -> DataFrame:
-    """The rows of member_features_daily: one per (member, day) of `days` (from
-    `member_days`), with the aggregates of that member and day (absent = no rows),
-    in the registry's column order and types."""
-    joined = days.join(aggregates.select("member_id", "day", *AGGREGATE_COLUMNS),
-                       on=["member_id", "day"], how="left")
+def with_aggregates(days: DataFrame, aggregates: DataFrame) -> DataFrame:
+    """`member_days` rows with the aggregates of that member and day (null when the
+    member has no transactions that day sees)."""
+    return days.join(aggregates.select("member_id", "day", *AGGREGATE_COLUMNS),
+                     on=["member_id", "day"], how="left")
+
+
+def assemble_features(joined: DataFrame, allowed_lateness_hours: float, run_id: str,
+                      computed_at: dt.datetime) -> DataFrame:
+    """The rows of member_features_daily from (member_id, day, onboarded_day,
+    AGGREGATE_COLUMNS) rows (money in pence, nulls where nothing was seen), in the
+    registry's column order and types."""
 
     def pence(name: str) -> Column:
         whole = F.coalesce(F.col(name), F.lit(0)).cast("decimal(18,0)")
@@ -400,9 +406,9 @@ def member_features(members: DataFrame, transactions: DataFrame, as_of_date: dt.
                     allowed_lateness_hours: float, run_id: str,
                     computed_at: dt.datetime) -> DataFrame:
     """The snapshot of `as_of_date` from the bronze members and transactions."""
-    return assemble_features(
+    joined = with_aggregates(
         member_days(members, as_of_date, as_of_date, allowed_lateness_hours),
         snapshot_aggregates(transactions, as_of_date, allowed_lateness_hours),
-        allowed_lateness_hours, run_id, computed_at,
     )
+    return assemble_features(joined, allowed_lateness_hours, run_id, computed_at)
 

@@ -1,5 +1,6 @@
-"""Feature aggregates for every day of a range from per-member daily tiles, so a
-backfill reads the transactions once instead of 90 days of them per snapshot day.
+"""Feature aggregates for every day of a range (a backfill chunk) from per-member
+daily tiles, so a backfill reads the transactions once per chunk instead of 90 days of
+them per snapshot day.
 
 A transaction counts for snapshot D's N-day window when it is booked in the window
 and known by D's cutoff.  Two days describe that for each row:
@@ -8,26 +9,28 @@ and known by D's cutoff.  Two days describe that for each row:
   (D + 1 00:00 + allowed lateness) is on or after ingested_at, and never before b
   (a row booked after D is outside every window of D).
 So the row counts for D exactly when k <= D <= b + N - 1.  A tile is the aggregate of
-one member's rows with the same (b, k), so "tiles keyed by booked date" stay exact for
-rows that arrived late: a late row sits in its own tile with a later k.
+one member's rows with the same (b, k): "tiles keyed by booked day" stay exact for
+rows that arrived late, because a late row sits in its own tile with a later k.
 
-From tiles every aggregate of `transforms.features.AGGREGATE_COLUMNS` is built for all
-days of the range at once, as running totals over one member-by-day event stream:
-- sums and counts: +v on day k and -v on day b + N (difference events); a running sum
-  at D is the window sum (tiles with k >= b + N never count and emit nothing);
-- active days: one item per settled booked day, counted from the first k of that day
-  to b + 29;
-- distinct counterparties: per (member, counterparty) the union of the intervals
-  [k, b + 29] of its settled rows, merged, then counted like active days (exact
-  distinct, never approximate);
-- largest outflow: a trailing 30-day max over tiles known on their booked day, and
-  tiles known later spread over the few days they are visible;
+From the tiles every aggregate of `transforms.features.AGGREGATE_COLUMNS` is built for
+all days of the chunk at once, as running totals over one member-by-day stream:
+- sums and counts: +v on day k and -v on day b + N (difference events); the running
+  sum at D is the window sum (a tile with k >= b + N is never visible and emits
+  nothing);
+- active days: a booked day with a settled row known on that day enters on b and
+  leaves on b + 30; a day whose settled rows were all late enters on the first k;
+- largest outflow: a trailing 30-day max over the tiles known on their booked day,
+  plus the late tiles spread over the few days they are visible;
 - last settled day: a running max of b over tiles ordered by k (rows of any age).
+Distinct counterparties are exact sets, not sums: per (member, counterparty) the days
+of the chunk on which one of its settled rows is visible ([k, b + 29]) are OR-ed into
+a bit mask (one bit per day, hence at most MAX_CHUNK_DAYS days per chunk), and the
+count for day D is the number of the member's counterparties with bit D set.
 
-Rows booked before the longest window of the first day only matter for the last
-settled day, the fingerprint and nothing else; they are kept in one history tile per
-member and known day (booked_day = lookback - 1).  The equality of this with the
-direct single-day computation is asserted by tests/test_backfill.py.
+Cost: one scan for the tiles and one (pruned to the 30-day windows) for the
+counterparty masks; tiles are spread by member once, after which everything stays
+inside a member's partition until the day streams are put together with one shuffle.
+tests/test_backfill.py asserts that every day equals the direct single-day computation.
 """
 
 from __future__ import annotations
@@ -50,14 +53,13 @@ from memberscore.transforms.features import (
     known_day,
     outflow_value,
     row_hash,
-    settled_counterparty,
     utc_day,
     utc_midnight,
     with_row_values,
 )
 
-COUNT_TYPE = "long"  # counts, and money sums in pence
-MONEY_TYPE = "decimal(18,2)"
+# Counterparty masks hold one bit per day of a chunk in a signed 64-bit long.
+MAX_CHUNK_DAYS = 62
 
 
 def lookback_day(start: dt.date) -> int:
@@ -68,65 +70,108 @@ def lookback_day(start: dt.date) -> int:
 # --------------------------------------------------------------------------- tiles
 
 
-def transaction_tiles(transactions: DataFrame, start: dt.date, end: dt.date,
-                      allowed_lateness_hours: float) -> DataFrame:
-    """Fine tiles for snapshot days [start, end]: one scan of the transactions booked
-    on or before `end`, aggregated by (member_id, booked_day, known_day,
-    counterparty_id).
+def daily_tiles(transactions: DataFrame, start: dt.date, end: dt.date,
+                allowed_lateness_hours: float) -> DataFrame:
+    """Tiles for snapshot days [start, end]: the transactions booked on or before
+    `end`, aggregated by (member_id, booked_day, known_day) in one scan, then spread
+    by member so every later step works inside a member's partition.
 
-    The counterparty is kept only for settled rows booked where a 30-day window of
-    the range can see them (null otherwise), so the tiles can give both the daily
-    tiles and the counterparty intervals without a second scan.  Rows booked before
-    the lookback are lumped into booked_day = lookback - 1; rows not known by the
-    last day's cutoff get known_day = end + 1 (they are late for every day).
+    Rows booked before the lookback (they only matter for the last settled day and
+    the fingerprint) are lumped into booked_day = lookback - 1; rows not known by the
+    last day's cutoff get known_day = end + 1 (late for every day of the range).
     """
-    first, last = day_index(start), day_index(end)
+    _check_range(start, end)
+    last = day_index(end)
     lookback = lookback_day(start)
     booked = utc_day(F.col("booked_at"))
     known = F.greatest(booked, known_day(F.col("ingested_at"), allowed_lateness_hours))
-    sees_counterparty = booked >= F.lit(first - (COUNTERPARTY_WINDOW - 1))
     hi, lo = hash_parts(row_hash())
-    metrics = [F.sum(fn()).alias(name) for name, fn in ROW_METRICS.items()]
-    return (
+    rows = (
         transactions
         .filter(F.col("booked_at") < F.lit(utc_midnight(end + dt.timedelta(days=1))))
         .transform(with_row_values)
-        .groupBy(
+        .select(
             F.col("member_id"),
             F.greatest(booked, F.lit(lookback - 1)).alias("booked_day"),
             F.least(F.greatest(known, F.lit(lookback - 1)), F.lit(last + 1)).alias("known_day"),
-            F.when(sees_counterparty, settled_counterparty()).alias("counterparty_id"),
+            hi.alias("hash_hi"),
+            lo.alias("hash_lo"),
+            *[fn().alias(name) for name, fn in ROW_METRICS.items()],
+            outflow_value().alias("max_outflow"),
+            F.when(is_settled(), booked).alias("last_settled_day"),
         )
+    )
+    return (
+        rows.groupBy("member_id", "booked_day", "known_day")
         .agg(
             F.count(F.lit(1)).alias("rows"),
-            F.sum(hi).alias("hash_hi"),
-            F.sum(lo).alias("hash_lo"),
-            *metrics,
-            F.max(outflow_value()).alias("max_outflow"),
-            F.max(F.when(is_settled(), booked)).alias("last_settled_day"),
+            F.sum("hash_hi").alias("hash_hi"),
+            F.sum("hash_lo").alias("hash_lo"),
+            *[F.sum(name).alias(name) for name in ROW_METRICS],
+            F.max("max_outflow").alias("max_outflow"),
+            F.max("last_settled_day").alias("last_settled_day"),
         )
+        .repartition("member_id")
     )
 
 
-def daily_tiles(fine: DataFrame) -> DataFrame:
-    """Tiles keyed by (member_id, booked_day, known_day): the fine tiles without the
-    counterparty split."""
-    sums = [F.sum(c).alias(c) for c in ("rows", "hash_hi", "hash_lo", *ROW_METRICS)]
-    return fine.groupBy("member_id", "booked_day", "known_day").agg(
-        *sums,
-        F.max("max_outflow").alias("max_outflow"),
-        F.max("last_settled_day").alias("last_settled_day"),
+def counterparty_counts(transactions: DataFrame, start: dt.date, end: dt.date,
+                        allowed_lateness_hours: float) -> DataFrame:
+    """(member_id, day, distinct_counterparties_30d) for the days of [start, end] on
+    which the member has at least one visible counterparty.
+
+    Only settled rows with a counterparty booked where a 30-day window of the range
+    can see them are read.  Each contributes the days [max(k, start), min(b + 29,
+    end)] as a bit mask; OR-ing the masks per (member, counterparty) gives exactly the
+    days on which that counterparty counts, and summing bit D over a member's
+    counterparties gives the distinct count of day D.
+    """
+    n_days = _check_range(start, end)
+    first, last = day_index(start), day_index(end)
+    n = COUNTERPARTY_WINDOW
+    booked = utc_day(F.col("booked_at"))
+    known = F.greatest(booked, known_day(F.col("ingested_at"), allowed_lateness_hours))
+    from_day = F.greatest(known, F.lit(first))
+    to_day = F.least(booked + (n - 1), F.lit(last))
+    one = F.lit(1).cast("long")
+    days_mask = F.call_function(
+        "shiftleft",
+        F.call_function("shiftleft", one, F.col("to_day") - F.col("from_day") + 1) - one,
+        F.col("from_day") - F.lit(first),
     )
-
-
-def counterparty_tiles(fine: DataFrame) -> DataFrame:
-    """(member_id, counterparty_id, booked_day) -> the first day a settled row with
-    that counterparty booked that day is known."""
+    window_start = utc_midnight(start - dt.timedelta(days=n - 1))
+    window_end = utc_midnight(end + dt.timedelta(days=1))
+    visible = (
+        transactions
+        .filter((F.col("booked_at") >= F.lit(window_start))
+                & (F.col("booked_at") < F.lit(window_end))
+                & is_settled() & F.col("counterparty_id").isNotNull())
+        .select("member_id", "counterparty_id", from_day.alias("from_day"),
+                to_day.alias("to_day"))
+        .filter(F.col("from_day") <= F.col("to_day"))
+        .select("member_id", "counterparty_id", days_mask.alias("days"))
+    )
+    per_counterparty = visible.groupBy("member_id", "counterparty_id").agg(
+        F.bit_or("days").alias("days"))
+    per_member = per_counterparty.groupBy("member_id").agg(
+        *[F.sum(F.shiftright("days", j).bitwiseAND(F.lit(1))).alias(f"d{j}")
+          for j in range(n_days)])
+    days = F.array(*[F.struct(F.lit(first + j).alias("day"), F.col(f"d{j}").alias("count"))
+                     for j in range(n_days)])
     return (
-        fine.filter(F.col("counterparty_id").isNotNull())
-        .groupBy("member_id", "counterparty_id", "booked_day")
-        .agg(F.min("known_day").alias("known_day"))
+        per_member.select("member_id", F.explode(days).alias("d"))
+        .select("member_id", F.col("d.day").alias("day"),
+                F.col("d.count").alias("distinct_counterparties_30d"))
+        .filter(F.col("distinct_counterparties_30d") > 0)
     )
+
+
+def _check_range(start: dt.date, end: dt.date) -> int:
+    """The number of days in [start, end]; at most MAX_CHUNK_DAYS."""
+    days = (end - start).days + 1
+    if not 1 <= days <= MAX_CHUNK_DAYS:
+        raise ValueError(f"a tile range holds 1 to {MAX_CHUNK_DAYS} days, got {start}..{end}")
+    return days
 
 
 # --------------------------------------------------------------------------- per day
@@ -161,29 +206,29 @@ def late_counts(daily: DataFrame, start: dt.date, end: dt.date) -> DataFrame:
 
 def tiled_aggregates(daily: DataFrame, counterparties: DataFrame, days: DataFrame,
                      start: dt.date, end: dt.date) -> DataFrame:
-    """(member_id, day) -> AGGREGATE_COLUMNS for every (member_id, day) of `days`
-    (member_id, day) in [start, end], from the tiles of `transaction_tiles` for the
-    same range.  Other (member, day) rows may appear; callers join from `days`."""
+    """(member_id, day, onboarded_day, AGGREGATE_COLUMNS) for every row of `days`
+    (from `member_days`, within [start, end]), from `daily_tiles` and
+    `counterparty_counts` of the same range; aggregates are null where nothing is
+    visible, as for the direct computation."""
     first, last = day_index(start), day_index(end)
     streams = [
-        _window_sum_events(daily, start),
-        _active_day_events(daily, start),
-        _counterparty_events(counterparties),
-        _last_settled_events(daily),
-        *_max_outflow_events(daily, start, end),
-        _events(days.select("member_id", "day")),
+        _tile_events(daily, start, end),
+        _late_active_day_events(daily, start, end),
+        _late_max_outflow_events(daily, start, end),
+        _events(counterparties,
+                {"distinct_counterparties_30d": F.col("distinct_counterparties_30d")},
+                start, end, one_row_per_day=True),
+        _events(days, {"onboarded_day": F.col("onboarded_day"), "is_anchor": F.lit(1)},
+                start, end, one_row_per_day=True),
     ]
     events = streams[0]
     for stream in streams[1:]:
         events = events.unionByName(stream)
-    events = events.filter(F.col("day") <= F.lit(last))
-
-    sums = [s.name for s in WINDOW_SUMS] + ["active_days_30d", "distinct_counterparties_30d"]
-    per_day = events.groupBy("member_id", "day").agg(
-        *[F.sum(c).alias(c) for c in sums],
-        F.max("last_settled_day").alias("last_settled_day"),
-        F.max("ontime_max_outflow").alias("ontime_max_outflow"),
-        F.max("late_max_outflow").alias("late_max_outflow"),
+    per_day = (
+        events.repartition("member_id")  # one shuffle; the rest stays in the partition
+        .groupBy("member_id", "day")
+        .agg(*[F.sum(c).alias(c) for c in _SUMMED],
+             *[F.max(c).alias(c) for c in _MAXED])
     )
     by_member = Window.partitionBy("member_id").orderBy("day")
     running = by_member.rowsBetween(Window.unboundedPreceding, Window.currentRow)
@@ -192,132 +237,140 @@ def tiled_aggregates(daily: DataFrame, counterparties: DataFrame, days: DataFram
         per_day.select(
             "member_id",
             "day",
-            *[F.sum(c).over(running).alias(c) for c in sums],
+            "onboarded_day",
+            "is_anchor",
+            *[F.sum(c).over(running).alias(c) for c in _SUMMED],
             F.max("last_settled_day").over(running).alias("last_settled_day"),
             F.greatest(F.max("ontime_max_outflow").over(trailing),
                        F.col("late_max_outflow")).alias("max_outflow_30d"),
+            "distinct_counterparties_30d",
         )
-        .filter(F.col("day").between(first, last))
+        .filter(F.col("day").between(first, last) & (F.col("is_anchor") == 1))
+        .drop("is_anchor")
     )
 
 
 # --------------------------------------------------------------------------- events
 
+COUNT_TYPE = "long"  # counts, and money in pence
+
 _EVENT_TYPES: dict[str, str] = {
     **{s.name: COUNT_TYPE for s in WINDOW_SUMS},
     "active_days_30d": COUNT_TYPE,
-    "distinct_counterparties_30d": COUNT_TYPE,
     "last_settled_day": "int",
-    "ontime_max_outflow": MONEY_TYPE,
-    "late_max_outflow": MONEY_TYPE,
+    "ontime_max_outflow": COUNT_TYPE,
+    "late_max_outflow": COUNT_TYPE,
+    # point values of the day, not running totals
+    "distinct_counterparties_30d": COUNT_TYPE,
+    "onboarded_day": "int",
+    "is_anchor": "int",
 }
+_POINT = ("distinct_counterparties_30d", "onboarded_day", "is_anchor")
+_MAXED = ("last_settled_day", "ontime_max_outflow", "late_max_outflow", *_POINT)
+_SUMMED = tuple(name for name in _EVENT_TYPES if name not in _MAXED)
 
 
-def _events(frame: DataFrame, **values: Column) -> DataFrame:
-    """An event stream in the one shared shape: member_id, day, every event column
-    (null where this stream says nothing)."""
+def _events(frame: DataFrame, values: dict[str, Column], start: dt.date, end: dt.date,
+            one_row_per_day: bool = False) -> DataFrame:
+    """A stream in the one shared shape (member_id, day, every event column, null
+    where this stream says nothing), for the running totals of days [start, end].
+
+    Events after `end` are dropped, and events more than 30 days before `start` are
+    lumped onto start - 30: the running totals from `start` on are the same, the
+    trailing 30-day maximum never reaches back that far, and a member's stream
+    shrinks to about two months of days.  Streams that may hold several rows per
+    member and day are then pre-aggregated inside the member's partition, so the
+    shuffle after the union moves fewer rows."""
     unknown = set(values) - set(_EVENT_TYPES)
     if unknown:  # pragma: no cover - a wiring error
         raise KeyError(f"unknown event columns {sorted(unknown)}")
-    return frame.select(
+    earliest = day_index(start) - MAX_OUTFLOW_WINDOW
+    typed = frame.filter(F.col("day") <= F.lit(day_index(end))).select(
         F.col("member_id"),
-        F.col("day").cast("int").alias("day"),
-        *[values.get(name, F.lit(None)).cast(kind).alias(name)
+        F.greatest(F.col("day").cast("int"), F.lit(earliest)).alias("day"),
+        *[values[name].cast(kind).alias(name) for name, kind in _EVENT_TYPES.items()
+          if name in values],
+    )
+    if not one_row_per_day:
+        typed = typed.groupBy("member_id", "day").agg(
+            *[(F.max if name in _MAXED else F.sum)(name).alias(name) for name in values])
+    return typed.select(
+        "member_id", "day",
+        *[(F.col(name) if name in values else F.lit(None)).cast(kind).alias(name)
           for name, kind in _EVENT_TYPES.items()],
     )
 
 
-def _window_sum_events(daily: DataFrame, start: dt.date) -> DataFrame:
-    """+v on the day a tile becomes known, -v on the day it leaves each window."""
+def _tile_events(daily: DataFrame, start: dt.date, end: dt.date) -> DataFrame:
+    """Everything a tile says, in one explode: on its known day k it enters every
+    window it is still inside (and is known: last settled day, on-time largest
+    outflow, on-time active day); on b + N it leaves the N-day window."""
+    last = day_index(end)
     b, k = F.col("booked_day"), F.col("known_day")
-    windows = sorted({s.window_days for s in WINDOW_SUMS})
+    windows = sorted({s.window_days for s in WINDOW_SUMS} | {ACTIVE_DAYS_WINDOW})
     marks = F.array(
         F.struct(k.alias("day"), F.lit(0).alias("leaves")),
         *[F.struct((b + n).alias("day"), F.lit(n).alias("leaves")) for n in windows],
     )
+    enters = F.col("leaves") == 0
+    on_time = k == b
+    is_active = on_time & (F.col("settled_count") > 0)
     exploded = (
-        daily.filter((b >= F.lit(lookback_day(start))) & (k < b + max(windows)))
+        daily.filter(k <= F.lit(last))
         .select("*", F.explode(marks).alias("mark"))
         .select("*", F.col("mark.day").alias("day"), F.col("mark.leaves").alias("leaves"))
+        .filter(F.col("day") <= F.lit(last))
+        .filter(enters | (k < b + F.col("leaves")))
     )
 
     def delta(metric: str, n: int) -> Column:
         counts = k < b + n
-        enters = counts & (F.col("leaves") == 0)
-        leaves = counts & (F.col("leaves") == n)
-        return F.when(enters, F.col(metric)).when(leaves, -F.col(metric))
+        return (F.when(enters & counts, F.col(metric))
+                .when((F.col("leaves") == n) & counts, -F.col(metric)))
 
-    return _events(exploded, **{s.name: delta(s.metric, s.window_days) for s in WINDOW_SUMS})
+    return _events(exploded, start=start, end=end, values={
+        **{s.name: delta(s.metric, s.window_days) for s in WINDOW_SUMS},
+        "active_days_30d": F.when(is_active & enters, 1)
+        .when(is_active & (F.col("leaves") == ACTIVE_DAYS_WINDOW), -1),
+        "last_settled_day": F.when(enters, F.col("last_settled_day")),
+        "ontime_max_outflow": F.when(enters & on_time, F.col("max_outflow")),
+    })
 
 
-def _active_day_events(daily: DataFrame, start: dt.date) -> DataFrame:
-    """A settled booked day is active from the first day one of its rows is known
-    until it leaves the 30-day window."""
+def _late_active_day_events(daily: DataFrame, start: dt.date, end: dt.date) -> DataFrame:
+    """Booked days whose settled rows were all known late: active from the first of
+    them to b + 29 (days with an on-time settled row are counted by the tiles)."""
     n = ACTIVE_DAYS_WINDOW
     b, k = F.col("booked_day"), F.col("known_day")
     items = (
         daily.filter((F.col("settled_count") > 0) & (b >= F.lit(day_index(start) - (n - 1))))
         .groupBy("member_id", "booked_day")
         .agg(F.min("known_day").alias("known_day"))
-        .filter(k < b + n)
+        .filter((k > b) & (k < b + n))
     )
-    return _interval_events(items, k, b + n, "active_days_30d")
+    return _interval_events(items, k, b + n, "active_days_30d", start, end)
 
 
-def _counterparty_events(counterparties: DataFrame) -> DataFrame:
-    """A counterparty counts while at least one of its settled rows is visible:
-    the union of [k, b + 29] over its rows, merged into disjoint intervals."""
-    n = COUNTERPARTY_WINDOW
-    intervals = counterparties.select(
-        "member_id", "counterparty_id",
-        F.col("known_day").alias("first_day"),
-        (F.col("booked_day") + (n - 1)).alias("last_day"),
-    ).filter(F.col("first_day") <= F.col("last_day"))
-    ordered = Window.partitionBy("member_id", "counterparty_id").orderBy("first_day", "last_day")
-    reach = F.max("last_day").over(ordered.rowsBetween(Window.unboundedPreceding, -1))
-    starts_group = F.when(reach.isNull() | (F.col("first_day") > reach + 1), 1).otherwise(0)
-    merged = (
-        intervals.withColumn("starts_group", starts_group)
-        .withColumn("group", F.sum("starts_group").over(
-            ordered.rowsBetween(Window.unboundedPreceding, Window.currentRow)))
-        .groupBy("member_id", "counterparty_id", "group")
-        .agg(F.min("first_day").alias("first_day"), F.max("last_day").alias("last_day"))
-    )
-    return _interval_events(merged, F.col("first_day"), F.col("last_day") + 1,
-                            "distinct_counterparties_30d")
-
-
-def _interval_events(items: DataFrame, enters: Column, leaves: Column, name: str) -> DataFrame:
+def _interval_events(items: DataFrame, enters: Column, leaves: Column, name: str,
+                     start: dt.date, end: dt.date) -> DataFrame:
     """+1 on `enters`, -1 on `leaves` for each item."""
     marks = F.array(F.struct(enters.alias("day"), F.lit(1).alias("step")),
                     F.struct(leaves.alias("day"), F.lit(-1).alias("step")))
     exploded = items.select("member_id", F.explode(marks).alias("mark")).select(
         "member_id", F.col("mark.day").alias("day"), F.col("mark.step").alias("step"))
-    return _events(exploded, **{name: F.col("step")})
+    return _events(exploded, {name: F.col("step")}, start, end)
 
 
-def _last_settled_events(daily: DataFrame) -> DataFrame:
-    """The latest settled booked day among the rows known on a day."""
-    known = daily.filter(F.col("last_settled_day").isNotNull()).select(
-        "member_id", F.col("known_day").alias("day"), "last_settled_day")
-    return _events(known, last_settled_day=F.col("last_settled_day"))
-
-
-def _max_outflow_events(daily: DataFrame, start: dt.date, end: dt.date) -> list[DataFrame]:
-    """Largest outflows: tiles known on their booked day go to a trailing 30-day max
-    on that day; tiles known later are spread over the days they are visible."""
+def _late_max_outflow_events(daily: DataFrame, start: dt.date, end: dt.date) -> DataFrame:
+    """Outflows known after their booked day, on each day they are visible (the
+    on-time ones go to the trailing 30-day max)."""
     n = MAX_OUTFLOW_WINDOW
     b, k = F.col("booked_day"), F.col("known_day")
-    candidates = daily.filter(F.col("max_outflow").isNotNull()
-                              & (b >= F.lit(day_index(start) - (n - 1))))
-    on_time = candidates.filter(k == b).select(
-        "member_id", F.col("booked_day").alias("day"), "max_outflow")
     from_day = F.greatest(k, F.lit(day_index(start)))
     to_day = F.least(b + (n - 1), F.lit(day_index(end)))
     late = (
-        candidates.filter((k > b) & (from_day <= to_day))
+        daily.filter(F.col("max_outflow").isNotNull() & (k > b) & (from_day <= to_day))
         .select("member_id", F.explode(F.sequence(from_day, to_day)).alias("day"),
                 "max_outflow")
     )
-    return [_events(on_time, ontime_max_outflow=F.col("max_outflow")),
-            _events(late, late_max_outflow=F.col("max_outflow"))]
+    return _events(late, {"late_max_outflow": F.col("max_outflow")}, start, end)
