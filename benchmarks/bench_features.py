@@ -12,10 +12,10 @@ Figures:
   show how the cost grows.  The smaller sizes are the first N members (by id) of
   the same generated data, in their own homes.
 
-The data is made once per workspace with the real commands (`generate`, then
-`ingest` for every day) in `<workdir>/features/` and reused on later runs.  Each
-timed figure is the best of `REPEATS` runs after a warm-up run, so JVM warm-up and
-a neighbour's CPU spike do not decide the ratio.
+The data is made once per workspace with the real commands (`generate`, then one
+`ingest --start --end` over the days) in `<workdir>/features/` and reused on later
+runs.  Each timed figure is the best of `REPEATS` runs after a warm-up run, so JVM
+warm-up and a neighbour's CPU spike do not decide the ratio.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from pyspark.sql import functions as F
 from benchmarks.common import Measurement, Workspace
 from memberscore.cli import main
 from memberscore.context import RunContext
-from memberscore.logs import progress
 from memberscore.schemas import bronze_table
 
 log = logging.getLogger("benchmarks.features")
@@ -94,9 +93,7 @@ def prepare(ws: Workspace, home: Path) -> None:
         _cli("generate", "--members", str(MEMBERS), "--days", str(DAYS), "--seed", str(SEED),
              "--end-date", END.isoformat())
         first = END - dt.timedelta(days=DAYS - 1)
-        days = [first + dt.timedelta(days=i) for i in range(DAYS)]
-        for day in progress(days, "bench_features: ingest", total=len(days)):
-            _cli("ingest", "--run-date", day.isoformat(), allowed=(0, 7))
+        _cli("ingest", "--start", first.isoformat(), "--end", END.isoformat(), allowed=(0, 7))
     ws.mark(marker)
 
 

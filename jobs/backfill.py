@@ -74,7 +74,15 @@ def days_between(start: dt.date, end: dt.date) -> list[dt.date]:
 
 
 def chunks(days: list[dt.date], size: int) -> list[list[dt.date]]:
-    return [days[i:i + size] for i in range(0, len(days), size)]
+    """`days` (sorted) in groups that each span at most `size` calendar days: one tile
+    computation per group, however sparse the days in it are."""
+    groups: list[list[dt.date]] = []
+    for day in days:
+        if groups and (day - groups[-1][0]).days < size:
+            groups[-1].append(day)
+        else:
+            groups.append([day])
+    return groups
 
 
 def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
@@ -94,7 +102,9 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
     transactions, members = read_bronze(ctx, end)
     code = code_digest()
     done = Progress()
-    days = days_between(start, end)
+    # `train` passes the exact days its labels need (`days`, not a CLI option)
+    only: list[dt.date] | None = getattr(args, "days", None)
+    days = sorted(d for d in set(only) if start <= d <= end) if only else days_between(start, end)
     for chunk in chunks(days, conf.backfill_chunk_days):
         _backfill_chunk(ctx, transactions, members, chunk, code, bool(args.force), done)
     seconds = time.perf_counter() - started

@@ -1,7 +1,8 @@
 """`memberscore demo`: the whole product on one laptop, end to end.
 
 1. generate synthetic landing files (members, transactions, outcomes) ending yesterday;
-2. ingest every generated day but the last into bronze;
+2. ingest every generated day but the last into bronze, in one pass
+   (`ingest --start --end`);
 3. train and register a model when no registered model has the champion alias
    (train backfills the feature snapshots its labels need);
 4. run the pipeline for the last generated day: ingest, features, validate, score,
@@ -45,7 +46,6 @@ def _has_champion(ctx: RunContext) -> bool:
 def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
     from memberscore.cli import execute, job_arguments
     from memberscore.jobs.generate import params_from
-    from memberscore.logs import progress
 
     result = JobResult("demo")
     gen_args = job_arguments("generate")
@@ -55,10 +55,10 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
     result.rows.update(execute(ctx, "generate", gen_args).rows)
 
     last_day = params.end_date
-    history = [params.start_date + dt.timedelta(days=i)
-               for i in range((last_day - params.start_date).days)]
-    for day in progress(history, "demo: ingesting day", total=len(history), logger=log):
-        execute(ctx, "ingest", job_arguments("ingest", ["--run-date", str(day)]))
+    if params.start_date < last_day:  # the history in one pass; the last day is the pipeline's
+        history = ["--start", str(params.start_date),
+                   "--end", str(last_day - dt.timedelta(days=1))]
+        execute(ctx, "ingest", job_arguments("ingest", history))
 
     trained = "kept the existing champion"
     if not _has_champion(ctx):

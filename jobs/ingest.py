@@ -1,6 +1,11 @@
 """`memberscore ingest --run-date D`: the landing files of day D -> bronze Delta tables,
 every bad row quarantined with the rules it broke, nothing dropped.
 
+`memberscore ingest --start D1 --end D2` ingests every landing day of [D1, D2] in one
+pass (one read of the files, one commit per table) with exactly the outcome of
+ingesting the days one by one in date order: the way to load history (the demo, a
+backfill of a new environment) without paying a job's fixed costs per day.
+
 1. Read every file of D for every source (conf `ingest.sources`) and check its
    columns.  A file missing a declared column, or a file in the day's folder that is
    not Parquet, CSV or JSONL, fails the job before anything is written, naming every
@@ -12,9 +17,10 @@ every bad row quarantined with the rules it broke, nothing dropped.
    of `quarantine_<source>` with the others (also when there are none, so a re-run
    clears what an earlier run of D wrote; a source that has never delivered a file
    gets no tables yet).
-4. Report rows read, kept and quarantined by rule, per file.  When the quarantined
-   share of D's rows (all sources together) exceeds `ingest.max_bad_row_share`, fail
-   with QualityGateError, after the writes, so the rows are there to inspect.
+4. Report rows read, kept and quarantined by rule, per file (per day for a range).
+   When the quarantined share of a day's rows (all sources together) exceeds
+   `ingest.max_bad_row_share`, fail with QualityGateError, after the writes, so the
+   rows are there to inspect.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from memberscore import landing
 from memberscore.args import iso_date
 from memberscore.context import JobResult, RunContext
 from memberscore.errors import ConfigError, InputError, QualityGateError
+from memberscore.lake import Between
 from memberscore.schemas import SOURCES, bronze_schema, bronze_table, quarantine_table
 from memberscore.transforms import ingest
 
@@ -42,8 +49,28 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--run-date", type=iso_date, required=True,
-                        help="the day to process, YYYY-MM-DD (UTC)")
+    when = parser.add_mutually_exclusive_group(required=True)
+    when.add_argument("--run-date", type=iso_date,
+                      help="the landing day to process, YYYY-MM-DD (UTC)")
+    when.add_argument("--start", type=iso_date,
+                      help="first landing day of a range (with --end): every day of "
+                           "[start, end] in one pass, as if ingested day by day in order")
+    parser.add_argument("--end", type=iso_date, help="last landing day of the range")
+
+
+def landing_days(args: argparse.Namespace) -> list[dt.date]:
+    """The landing days an ingest covers: [--run-date], or [--start .. --end]."""
+    start, end = getattr(args, "start", None), getattr(args, "end", None)
+    if args.run_date is not None:
+        if end is not None:
+            raise InputError("ingest: --end goes with --start, not with --run-date")
+        return [args.run_date]
+    if start is None or end is None:
+        raise InputError("ingest: give --run-date D, or both --start D1 and --end D2")
+    if start > end:
+        raise InputError(f"ingest --start {start} is after --end {end}; give the first "
+                         "day first")
+    return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
 
 
 @dataclass
@@ -68,13 +95,15 @@ class FileReport:
 
 @dataclass
 class SourceReport:
-    """What ingest did with one source's files of the day."""
+    """What ingest did with one source's files of the day (or days)."""
 
     source: str
     files: list[FileReport]
     kept: int
     quarantined: int
     later_day_duplicates: int = 0
+    # landing day -> (rows read, rows quarantined)
+    per_day: dict[dt.date, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def read(self) -> int:
@@ -82,30 +111,43 @@ class SourceReport:
 
 
 def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
-    day: dt.date = args.run_date
+    days = landing_days(args)
+    first, last = days[0], days[-1]
+    span = str(first) if first == last else f"{first}..{last}"
     conf = ctx.settings.ingest
     sources = _sources(conf.sources)
     root = ctx.paths.landing
 
-    strays = [p for source in sources for p in landing.unreadable_files(root, source, day)]
+    strays = [p for source in sources for day in days
+              for p in landing.unreadable_files(root, source, day)]
     if strays:
         raise InputError(
-            f"ingest {day}: landing folder(s) hold files ingest cannot read, so nothing "
+            f"ingest {span}: landing folder(s) hold files ingest cannot read, so nothing "
             f"was ingested: {', '.join(map(str, strays))}. Landing files must be "
             f"{', '.join('*.' + f for f in landing.FORMATS)}; move other files out, or "
             "give in-flight uploads a name starting with '.' or '_'"
         )
-    raw = {source: landing.read_landing_day(ctx.spark, root, source, day, SOURCES[source])
+    raw = {source: landing.inspect_landing_files(ctx.spark, root, source, days,
+                                                 SOURCES[source])
            for source in sources}
-    _check_columns(raw, day)
-    if not any(raw.values()):
+    _check_columns(raw, span)
+    delivered = {f.day for files in raw.values() for f in files}
+    empty = [day for day in days if day not in delivered]
+    if empty and len(days) == 1:
         raise InputError(
-            f"no landing files for {day} under {root}/<source>/{day}/ for any of "
+            f"no landing files for {first} under {root}/<source>/{first}/ for any of "
             f"{', '.join(sources)}; check that the day's feeds were delivered "
             "(or run `memberscore generate` locally)"
         )
+    if empty:
+        raise InputError(
+            f"ingest {span}: {len(empty)} day(s) have no landing files for any of "
+            f"{', '.join(sources)} under {root}/<source>/<day>/ "
+            f"({', '.join(map(str, empty[:5]))}{', ...' if len(empty) > 5 else ''}); "
+            "nothing was ingested. Deliver those days' feeds, or ingest a range without them"
+        )
 
-    reports = [_ingest_source(ctx, source, day, raw[source]) for source in sources]
+    reports = [_ingest_source(ctx, source, days, raw[source]) for source in sources]
 
     read = sum(r.read for r in reports)
     quarantined = sum(r.quarantined for r in reports)
@@ -114,40 +156,55 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
     for report in reports:
         for f in report.files:
             rules.update({f"{report.source}:{rule}": n for rule, n in f.rules.items()})
-    messages = _table(day, reports, share, conf.max_bad_row_share)
+    shares = _day_shares(days, reports)
+    if len(days) == 1:
+        messages = _table(first, reports, share, conf.max_bad_row_share)
+    else:
+        messages = _day_table(span, days, reports, shares, conf.max_bad_row_share)
     for report in reports:
         if report.later_day_duplicates:
             warning = (
-                f"{report.later_day_duplicates} transaction_id(s) of {day} were also kept "
+                f"{report.later_day_duplicates} transaction_id(s) of {span} were also kept "
                 f"on later landing days: ingest those days again (in date order) so they "
                 "are quarantined there as duplicates"
             )
             log.warning(warning)
             messages.append(f"warning: {warning}")
 
-    if share > conf.max_bad_row_share:
+    over = [(day, s) for day, s in shares.items() if s > conf.max_bad_row_share]
+    if over:
         top = ", ".join(f"{rule} {n:,}" for rule, n in rules.most_common(3))
         where = "; ".join(
             f"{ctx.lake.location(quarantine_table(r.source))} ({r.quarantined:,})"
             for r in reports if r.quarantined
         )
+        if len(days) == 1:
+            what = f"{quarantined:,} of {read:,} rows quarantined ({share:.2%})"
+        else:
+            worst = ", ".join(f"{day} {s:.2%}" for day, s in
+                              sorted(over, key=lambda kv: -kv[1])[:5])
+            what = f"{len(over)} day(s) with too many rows quarantined ({worst})"
         raise QualityGateError(
-            f"ingest {day}: {quarantined:,} of {read:,} rows quarantined ({share:.2%}), "
-            f"above ingest.max_bad_row_share {conf.max_bad_row_share:.2%}; top reasons: "
-            f"{top}. Bronze and quarantine for {day} were written: inspect the rows with "
-            f"landing_date = {day} in {where}, fix or re-deliver the landing files under "
-            f"{root}/<source>/{day}/ and re-run `memberscore ingest --run-date {day}`"
+            f"ingest {span}: {what}, above ingest.max_bad_row_share "
+            f"{conf.max_bad_row_share:.2%}; top reasons: {top}. Bronze and quarantine for "
+            f"{span} were written: inspect the rows with landing_date "
+            f"{'= ' + str(first) if len(days) == 1 else 'in ' + span} in {where}, fix or "
+            f"re-deliver the landing files under {root}/<source>/<day>/ and re-run "
+            f"`memberscore ingest --run-date <day>`"
         )
 
     rows: dict[str, int] = {}
     for report in reports:
         rows[bronze_table(report.source)] = report.kept
         rows[quarantine_table(report.source)] = report.quarantined
+    span_details: dict[str, object] = (
+        {"run_date": first.isoformat()} if len(days) == 1
+        else {"start": first.isoformat(), "end": last.isoformat(), "days": len(days)})
     return JobResult(
         job="ingest",
         rows=rows,
         details={
-            "run_date": day.isoformat(),
+            **span_details,
             "landing": str(root),
             "rows_read": read,
             "rows_quarantined": quarantined,
@@ -172,72 +229,96 @@ def _sources(configured: tuple[str, ...]) -> list[str]:
     return list(configured)
 
 
-def _check_columns(raw: dict[str, list[landing.RawFile]], day: dt.date) -> None:
-    """Fail, before writing anything for the day, when any file lacks declared columns."""
+def _check_columns(raw: dict[str, list[landing.RawFile]], span: str) -> None:
+    """Fail, before writing anything, when any file lacks declared columns."""
     problems = [f"{f.path} lacks {', '.join(f.missing)} (has: {', '.join(f.columns) or '-'})"
                 for files in raw.values() for f in files if f.missing]
     if problems:
         raise InputError(
-            f"ingest {day}: {len(problems)} landing file(s) miss required columns, so "
-            f"nothing was ingested for {day}: {'; '.join(problems)}. Re-deliver the "
+            f"ingest {span}: {len(problems)} landing file(s) miss required columns, so "
+            f"nothing was ingested for {span}: {'; '.join(problems)}. Re-deliver the "
             "file(s) with every column of the source's contract (or move them out of "
             "the landing folder) and re-run"
         )
 
 
-def _ingest_source(ctx: RunContext, source: str, day: dt.date,
+def _ingest_source(ctx: RunContext, source: str, days: list[dt.date],
                    files: list[landing.RawFile]) -> SourceReport:
-    """Type, check and write one source's rows of the day; report per file."""
+    """Type, check and write one source's rows of the days; report per file and day."""
     lake = ctx.lake
-    checked, later, cached = _checked_rows(ctx, source, day, files)
+    first, last = days[0], days[-1]
+    span = str(first) if first == last else f"{first}..{last}"
+    missing_days = sorted(set(days) - {f.day for f in files})
+    if files and missing_days:  # normal for a weekly feed in a range: not a warning
+        log.info("ingest %s: no %s files on %d day(s) (%s%s); %s's rows of those days "
+                 "are cleared", span, source, len(missing_days),
+                 ", ".join(map(str, missing_days[:5])),
+                 ", ..." if len(missing_days) > 5 else "", source)
+    checked, later, cached = _checked_rows(ctx, source, first, last, files)
+    where = {"landing_date": first if first == last else Between(first, last)}
     written: dict[str, int] = {}
     try:
         outcomes = ingest.outcome_counts(checked).collect() if files else []
+        strays = {r["source_file"] for r in outcomes} - {f.relative for f in files}
+        if strays:  # the scan named a file ingest did not list: never guess
+            raise InputError(
+                f"ingest {span}: rows of {source} came from {sorted(strays)}, which are not "
+                "among the listed landing files; nothing was written. Check the landing "
+                "folder layout (<source>/<YYYY-MM-DD>/<file>)")
         for table, rows in ((bronze_table(source), ingest.bronze_rows(checked, source)),
                             (quarantine_table(source),
                              ingest.quarantine_rows(checked, ctx.started_at))):
             if not files and not lake.exists(table):
                 written[table] = 0  # nothing delivered, nothing to clear
                 continue
-            written[table] = lake.replace_where(table, rows, {"landing_date": day},
+            written[table] = lake.replace_where(table, rows, where,
                                                 ["landing_date"]).rows_written
     finally:
         for frame in cached:
             frame.unpersist()
-    reports = _file_reports(source, day, files, outcomes)
+    reports = _file_reports(source, span, files, outcomes)
+    per_day: dict[dt.date, tuple[int, int]] = {}
+    for r in outcomes:
+        rows_read, bad = per_day.get(r["landing_date"], (0, 0))
+        n = int(r["rows"])
+        per_day[r["landing_date"]] = (rows_read + n, bad + (n if r[ingest.RULES] else 0))
     return SourceReport(source, reports, written[bronze_table(source)],
-                        written[quarantine_table(source)], later)
+                        written[quarantine_table(source)], later, per_day)
 
 
-def _checked_rows(ctx: RunContext, source: str, day: dt.date, files: list[landing.RawFile]
-                  ) -> tuple[DataFrame, int, list[DataFrame]]:
-    """The day's rows of a source with every rule evaluated (cached), how many of its
-    transaction_ids later landing days already kept, and the frames to unpersist."""
+def _checked_rows(ctx: RunContext, source: str, first: dt.date, last: dt.date,
+                  files: list[landing.RawFile]) -> tuple[DataFrame, int, list[DataFrame]]:
+    """The rows of a source's files with every rule evaluated (cached), how many of
+    their transaction_ids landing days after `last` already kept, and the frames to
+    unpersist."""
+    batches = landing.read_landing_batches(ctx.spark, files)
     if not files:
-        log.warning("ingest %s: no %s files in %s; %s's rows of this day are cleared",
-                    day, source, landing.day_dir(ctx.paths.landing, source, day), source)
+        span = str(first) if first == last else f"{first}..{last}"
+        log.warning("ingest %s: no %s files under %s; %s's rows of %s are cleared", span,
+                    source, landing.day_dir(ctx.paths.landing, source, first).parent, source,
+                    "the day" if first == last else "these days")
+    if not batches:  # no files, or only JSONL files without a record
         return ctx.spark.createDataFrame([], ingest.parsed_schema(source)), 0, []
     parsed = ingest.combine_files([
-        ingest.parse_rows(f.frame, source, source_file=f.relative, landing_date=day,
-                          run_id=ctx.run_id)
-        for f in files
+        ingest.parse_rows(batch.frame, source, run_id=ctx.run_id) for batch in batches
     ])
     if source != "transactions":
         checked = parsed.cache()
         return checked, 0, [checked]
-    # today's ids come from a pruned pass over the files (only transaction_id is
+    # the ingested ids come from a pruned pass over the files (only transaction_id is
     # computed); the small `seen` frame is cached, and the full rows once
     bronze = ctx.lake.read_or_empty(bronze_table(source), bronze_schema(source))
-    seen = ingest.ids_seen_on_other_days(bronze, parsed, day).cache()
+    seen = ingest.ids_seen_outside(bronze, parsed, first, last).cache()
     later = seen.where(F.col("seen_after")).count()
     checked = ingest.flag_duplicates(parsed, seen).cache()
     return checked, later, [seen, checked]
 
 
-def _file_reports(source: str, day: dt.date, files: list[landing.RawFile],
+def _file_reports(source: str, span: str, files: list[landing.RawFile],
                   outcomes: list[Row]) -> list[FileReport]:
     """Rows read, kept, quarantined and per rule for each file (also files with no
-    rows), from the (source_file, rules, rows) counts; one log line per file."""
+    rows), from the (landing_date, source_file, rules, rows) counts; one log line per
+    file."""
     reports = {f.relative: FileReport(source, f.relative, f.format, extra_columns=f.extra)
                for f in files}
     for r in outcomes:
@@ -252,12 +333,22 @@ def _file_reports(source: str, day: dt.date, files: list[landing.RawFile],
     for report in reports.values():
         report.rules = dict(sorted(report.rules.items(), key=lambda kv: (-kv[1], kv[0])))
         reasons = ", ".join(f"{k} {v}" for k, v in report.rules.items())
-        log.info("ingest %s %s: read=%d kept=%d quarantined=%d%s%s", day, report.file,
+        log.info("ingest %s %s: read=%d kept=%d quarantined=%d%s%s", span, report.file,
                  report.rows_read, report.rows_kept, report.rows_quarantined,
                  f" ({reasons})" if reasons else "",
                  f" extra columns ignored: {', '.join(report.extra_columns)}"
                  if report.extra_columns else "")
     return list(reports.values())
+
+
+def _day_shares(days: list[dt.date], reports: list[SourceReport]) -> dict[dt.date, float]:
+    """The quarantined share of each day's rows, all sources together."""
+    shares = {}
+    for day in days:
+        read = sum(r.per_day.get(day, (0, 0))[0] for r in reports)
+        bad = sum(r.per_day.get(day, (0, 0))[1] for r in reports)
+        shares[day] = bad / read if read else 0.0
+    return shares
 
 
 def _table(day: dt.date, reports: list[SourceReport], share: float,
@@ -278,4 +369,26 @@ def _table(day: dt.date, reports: list[SourceReport], share: float,
     for r in reports:
         if not r.files:
             lines.append(f"  (no {r.source} files for {day})")
+    return lines
+
+
+def _day_table(span: str, days: list[dt.date], reports: list[SourceReport],
+               shares: dict[dt.date, float], threshold: float) -> list[str]:
+    """A range's summary: one line per day (per-file figures are in the log and the
+    job's details)."""
+    files = sum(len(r.files) for r in reports)
+    read = sum(r.read for r in reports)
+    quarantined = sum(r.quarantined for r in reports)
+    lines = [
+        f"ingest {span}: {len(days)} day(s), {files} file(s), {read:,} rows read, "
+        f"{read - quarantined:,} kept, {quarantined:,} quarantined (max "
+        f"{threshold:.2%} of a day)",
+        f"  {'day':<10}  {'read':>9}  {'kept':>9}  {'quarantined':>11}  share",
+    ]
+    for day in days:
+        day_read = sum(r.per_day.get(day, (0, 0))[0] for r in reports)
+        bad = sum(r.per_day.get(day, (0, 0))[1] for r in reports)
+        flag = "  > max" if shares[day] > threshold else ""
+        lines.append(f"  {day!s:<10}  {day_read:>9,}  {day_read - bad:>9,}  {bad:>11,}  "
+                     f"{shares[day]:.2%}{flag}")
     return lines

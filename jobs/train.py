@@ -32,7 +32,6 @@ from memberscore.args import iso_date
 from memberscore.context import JobResult, RunContext
 from memberscore.errors import MemberscoreError, ModelError
 from memberscore.feature_registry import model_feature_names
-from memberscore.logs import progress
 from memberscore.models.baseline import build_baseline
 from memberscore.models.estimator import (
     LABEL,
@@ -179,15 +178,18 @@ def _ensure_snapshots(ctx: RunContext, label_dates: list[dt.date],
         )
     log.info("train: %d snapshot day(s) missing from %s, backfilling %s", missing, table,
              format_runs(runs))
-    for start, end in progress(runs, "train: backfill run", total=len(runs), logger=log):
-        try:
-            execute(ctx, "backfill", build_parser().parse_args(
-                ["backfill", "--start", start.isoformat(), "--end", end.isoformat()]))
-        except MemberscoreError as exc:
-            raise ModelError(
-                f"backfilling the feature snapshots {start}..{end} that the labels need "
-                f"failed: {exc}; the days still missing are {format_runs(runs)}"
-            ) from exc
+    # one backfill of exactly the missing days: it reads the transactions once per
+    # chunk of `features.backfill_chunk_days` instead of once per run of days
+    args = build_parser().parse_args(
+        ["backfill", "--start", runs[0][0].isoformat(), "--end", runs[-1][1].isoformat()])
+    args.days = [d for d in needed if d not in existing]
+    try:
+        execute(ctx, "backfill", args)
+    except MemberscoreError as exc:
+        raise ModelError(
+            f"backfilling the feature snapshots that the labels need failed: {exc}; the "
+            f"days still missing are {format_runs(runs)}"
+        ) from exc
     return runs
 
 

@@ -29,7 +29,8 @@ log = logging.getLogger("memberscore")
 COMMANDS: dict[str, str] = {
     "demo": "generate synthetic sources and run the whole pipeline for the last day",
     "generate": "write synthetic landing files (members, transactions, member_outcomes)",
-    "ingest": "landing files of one day -> bronze Delta tables, bad rows quarantined",
+    "ingest": "landing files of one day (or a range) -> bronze Delta tables, bad rows "
+              "quarantined",
     "features": "member feature snapshot as of a day -> member_features_daily",
     "backfill": "feature snapshots for every day in a range, resumable, each day atomic",
     "validate": "Great Expectations suites over a day's bronze rows and features",

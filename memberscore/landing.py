@@ -36,10 +36,16 @@ from pyspark.sql import types as T
 from memberscore.errors import InputError
 from memberscore.schemas import SOURCES
 from memberscore.synthetic import GenerateParams, LandingFile, SyntheticBank, generate
-from memberscore.transforms.ingest import CORRUPT_RECORD, ROW_ORDER
+from memberscore.transforms.ingest import (
+    CORRUPT_RECORD,
+    FILE_BLOCK,
+    FILE_NAME,
+    LANDING_DAY,
+    ROW_ORDER,
+)
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
 
@@ -172,81 +178,180 @@ def generate_landing(root: Path, params: GenerateParams) -> GenerateSummary:
 
 @dataclass(frozen=True)
 class RawFile:
-    """One landing file read as delivered (nothing typed, nothing checked).
+    """One landing file as delivered: what its columns are (nothing typed, nothing
+    checked).
 
-    `frame` has the file's columns, `_corrupt_record` when some rows could not be split
-    into fields, and `_row_order` (increasing in file order).  `columns` are the file's
-    own columns; `missing` the declared columns it lacks (a file with any cannot be
-    ingested); `extra` the columns it has that are not declared (kept in the raw
-    record only).  `relative` is the path under the landing root, recorded as
-    `source_file` in bronze and quarantine rows."""
+    `columns` are the file's own columns; `missing` the declared columns it lacks (a
+    file with any cannot be ingested); `extra` the columns it has that are not
+    declared (kept in the raw record only); `fill` the nullable declared columns a
+    JSONL file never mentions (JSON leaves out null keys), read as all null.
+    `relative` is the path under the landing root (`<source>/<day>/<name>`), recorded
+    as `source_file` in bronze and quarantine rows."""
 
     path: Path
     relative: str
     format: str
+    day: dt.date
     columns: tuple[str, ...]
     missing: tuple[str, ...]
     extra: tuple[str, ...]
+    fill: tuple[str, ...] = ()
+    corrupt: bool = False  # JSONL: some lines are not JSON objects
+    empty: bool = False  # JSONL: not a single record
+    layout: tuple[str, ...] = ()  # files with equal (format, layout) are read together
+
+
+@dataclass(frozen=True)
+class LandingBatch:
+    """Landing files of one format and one column layout, read with one Spark scan.
+
+    `frame` has the files' columns as delivered (CSV and JSONL values as strings),
+    `_corrupt_record` when rows could not be split into fields, and the position of
+    each row: `_source_file` (the file's `relative` path), `_landing_date`,
+    `_file_block` and `_row_order` (in file order within a block; blocks in file
+    order).  One scan for many files keeps a multi-day ingest from paying a scan, a
+    plan and a task per file."""
+
+    files: tuple[RawFile, ...]
     frame: DataFrame
 
 
-def read_landing_file(spark: SparkSession, root: Path, path: Path,
-                      schema: T.StructType) -> RawFile:
-    """Read one landing file with every value as delivered and compare its columns with
-    the declared `schema`.  JSON leaves out keys whose value is null, so in JSONL a
-    nullable column may be absent from the whole file: it is read as all null."""
-
-    fmt = path.suffix.lstrip(".")
-    relative = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
-    if fmt == "parquet":
-        try:
-            names = tuple(pq.read_schema(path).names)
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise InputError(f"{path} is not a readable Parquet file ({exc}); replace it "
-                             "with a valid file or move it out of the landing folder") \
-                from None
-        frame = spark.read.parquet(str(path))
-    elif fmt == "csv":
-        names = _csv_header(path)
+def inspect_landing_files(spark: SparkSession, root: Path, source: str,
+                          days: Iterable[dt.date], schema: T.StructType) -> list[RawFile]:
+    """Every landing file of a source on `days`, in day then name order, with its
+    columns compared against the declared `schema`.  CSV headers and Parquet schemas
+    are read directly; the keys of all JSONL files come from one Spark pass."""
+    root = Path(root)
+    paths = [(day, p) for day in days for p in list_landing_files(root, source, day)]
+    jsonl = _jsonl_keys(spark, [p for _, p in paths if p.suffix == ".jsonl"])
+    nothing: tuple[tuple[str, ...], bool, bool] = ((), False, True)
+    files = []
+    for day, path in paths:
+        fmt = path.suffix.lstrip(".")
+        relative = path.relative_to(root).as_posix()
+        corrupt, empty = False, False
+        fill: tuple[str, ...] = ()
+        if fmt == "parquet":
+            try:
+                arrow = pq.read_schema(path).remove_metadata()
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise InputError(f"{path} is not a readable Parquet file ({exc}); replace it "
+                                 "with a valid file or move it out of the landing folder") \
+                    from None
+            names = tuple(arrow.names)
+            layout = tuple(f"{f.name}:{f.type}" for f in arrow)
+        elif fmt == "csv":
+            names = _csv_header(path)
+            layout = names
+        else:
+            keys, corrupt, empty = jsonl.get(relative, nothing)
+            # no records at all: nothing to check and nothing to lose
+            names = tuple(schema.names) if empty else keys
+            absent = [f.name for f in schema.fields if f.name not in names]
+            fill = tuple(n for n in absent if schema[n].nullable)
+            layout = (*names, f"corrupt={corrupt}", f"empty={empty}")
         _check_unique(path, names)
-        csv_schema = T.StructType([T.StructField(n, T.StringType()) for n in names]
-                                  + [T.StructField(CORRUPT_RECORD, T.StringType())])
-        frame = (
-            spark.read.schema(csv_schema)
-            .options(header=True, mode="PERMISSIVE", columnNameOfCorruptRecord=CORRUPT_RECORD,
-                     escape='"', multiLine=True, encoding="UTF-8", enforceSchema=True)
-            .csv(str(path))
-        )
-    elif fmt == "jsonl":
-        frame = (
-            spark.read
-            .options(primitivesAsString=True, mode="PERMISSIVE",
-                     columnNameOfCorruptRecord=CORRUPT_RECORD, encoding="UTF-8")
-            .json(str(path))
-        )
-        names = tuple(c for c in frame.columns if c != CORRUPT_RECORD)
-        if not frame.columns:  # no records at all: nothing to check, nothing to lose
-            names = tuple(schema.names)
-            frame = spark.createDataFrame(
-                [], T.StructType([T.StructField(n, T.StringType()) for n in names]))
-    else:
-        raise InputError(f"{path}: unknown landing format {fmt!r}; expected {FORMATS}")
-    _check_unique(path, names)
-    absent = [f for f in schema.fields if f.name not in names]
-    fill = [f.name for f in absent if fmt == "jsonl" and f.nullable]
-    missing = tuple(f.name for f in absent if f.name not in fill)
-    extra = tuple(n for n in names if n not in schema.names)
-    if fill:
-        frame = frame.withColumns({n: F.lit(None).cast(T.StringType()) for n in fill})
-    frame = frame.withColumn(ROW_ORDER, F.monotonically_increasing_id())
-    return RawFile(path, relative, fmt, names, missing, extra, frame)
+        reserved = sorted(set(names) & set(_POSITION_COLUMNS))
+        if reserved:
+            raise InputError(f"{path}: column name(s) {', '.join(reserved)} are reserved by "
+                             "ingest; rename them in the file and re-deliver it")
+        missing = tuple(f.name for f in schema.fields
+                        if f.name not in names and f.name not in fill)
+        extra = tuple(n for n in names if n not in schema.names)
+        files.append(RawFile(path, relative, fmt, day, names, missing, extra, fill, corrupt,
+                             empty, layout))
+    return files
 
 
-def read_landing_day(spark: SparkSession, root: Path, source: str, day: dt.date,
-                     schema: T.StructType) -> list[RawFile]:
-    """Every landing file of one source and day, read as delivered."""
-    return [read_landing_file(spark, Path(root), p, schema)
-            for p in list_landing_files(root, source, day)]
+def read_landing_batches(spark: SparkSession, files: list[RawFile]) -> list[LandingBatch]:
+    """The rows of `files`, one Spark scan per (format, column layout)."""
+    groups: dict[tuple[str, tuple[str, ...]], list[RawFile]] = {}
+    for f in files:
+        groups.setdefault((f.format, f.layout), []).append(f)
+    batches = []
+    for (fmt, _), members in groups.items():
+        first = members[0]
+        paths = [str(f.path) for f in members]
+        if fmt == "parquet":
+            frame = spark.read.parquet(*paths)
+        elif fmt == "csv":
+            csv_schema = T.StructType([T.StructField(n, T.StringType()) for n in first.columns]
+                                      + [T.StructField(CORRUPT_RECORD, T.StringType())])
+            frame = (
+                spark.read.schema(csv_schema)
+                .options(header=True, mode="PERMISSIVE",
+                         columnNameOfCorruptRecord=CORRUPT_RECORD, escape='"',
+                         multiLine=True, encoding="UTF-8", enforceSchema=True)
+                .csv(paths)
+            )
+        elif first.empty:
+            continue  # JSONL files without a single record: nothing to read or lose
+        else:
+            # every value read as its text (as `primitivesAsString` inference would)
+            json_schema = T.StructType([T.StructField(n, T.StringType())
+                                        for n in first.columns]
+                                       + [T.StructField(CORRUPT_RECORD, T.StringType())])
+            frame = (
+                spark.read.schema(json_schema)
+                .options(mode="PERMISSIVE", columnNameOfCorruptRecord=CORRUPT_RECORD,
+                         encoding="UTF-8")
+                .json(paths)
+            )
+            if not first.corrupt:
+                frame = frame.drop(CORRUPT_RECORD)
+        if first.fill:
+            frame = frame.withColumns({n: F.lit(None).cast(T.StringType()) for n in first.fill})
+        batches.append(LandingBatch(tuple(members), _with_position(frame)))
+    return batches
+
+
+_POSITION_COLUMNS = (FILE_NAME, LANDING_DAY, FILE_BLOCK, ROW_ORDER)
+
+
+def _with_position(frame: DataFrame) -> DataFrame:
+    return frame.select(
+        "*",
+        _relative_path().alias(FILE_NAME),
+        F.to_date(F.regexp_extract(_decoded_path(), r"([^/]+)/[^/]+$", 1)).alias(LANDING_DAY),
+        F.col("_metadata.file_block_start").alias(FILE_BLOCK),
+        F.monotonically_increasing_id().alias(ROW_ORDER),
+    )
+
+
+def _jsonl_keys(spark: SparkSession, paths: list[Path]
+                ) -> dict[str, tuple[tuple[str, ...], bool, bool]]:
+    """`<source>/<day>/<name>` -> (its keys in name order, whether some line is not a
+    JSON object, whether it has no records) for the JSONL files that have a
+    non-blank line, from one pass over their lines."""
+    if not paths:
+        return {}
+    no_keys = F.array().cast("array<string>")
+    lines = (
+        spark.read.text([str(p) for p in paths])
+        .where(F.trim(F.col("value")) != "")
+        .select(_relative_path().alias("file"),
+                F.json_object_keys(F.col("value")).alias("keys"))
+    )
+    found = (
+        lines.groupBy("file")
+        .agg(F.array_sort(F.array_distinct(F.flatten(F.collect_list(
+            F.coalesce(F.col("keys"), no_keys))))).alias("keys"),
+            F.max(F.col("keys").isNull()).alias("corrupt"))
+        .collect()
+    )
+    return {r["file"]: (tuple(r["keys"]), bool(r["corrupt"]), False) for r in found}
+
+
+def _decoded_path() -> Column:
+    """The scan's own (URL-encoded) file path, decoded; '+' is protected from
+    url_decode's form decoding."""
+    return F.url_decode(F.regexp_replace(F.col("_metadata.file_path"), r"\+", "%2B"))
+
+
+def _relative_path() -> Column:
+    """`<source>/<YYYY-MM-DD>/<name>`: the last three parts of the scan's file path
+    (whatever the file system: file:, dbfs:, s3:)."""
+    return F.regexp_extract(_decoded_path(), r"([^/]+/[^/]+/[^/]+)$", 1)
 
 
 def _csv_header(path: Path) -> tuple[str, ...]:

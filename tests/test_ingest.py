@@ -12,6 +12,7 @@ import csv
 import dataclasses
 import datetime as dt
 import json
+import shutil
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -656,6 +657,110 @@ def test_cli_prints_a_table_per_file(home: Path, capsys: pytest.CaptureFixture[s
     assert "members/2026-03-02/members.csv" in out
     assert "transactions/2026-03-02/card.parquet" in out
     assert "(no member_outcomes files for 2026-03-02)" in out
+
+
+# ----------------------------------------------------------------------------- ranges
+
+
+def run_range(ctx: RunContext, start: dt.date, end: dt.date) -> JobResult:
+    return ingest_job.run(ctx, argparse.Namespace(run_date=None, start=start, end=end))
+
+
+def in_home(ctx: RunContext, home: Path) -> RunContext:
+    """The same settings and Spark with another $MEMBERSCORE_HOME."""
+    return RunContext(dataclasses.replace(ctx.settings, home=str(home)), run_id=ctx.run_id,
+                      spark=ctx.spark)
+
+
+def lake_rows(ctx: RunContext, table: str) -> list[tuple[Any, ...]]:
+    """Every row of a lake table without the per-run columns, sorted."""
+    frame = ctx.lake.read(table).drop("run_id", "quarantined_at")
+    return sorted((tuple(r) for r in frame.collect()), key=repr)
+
+
+def test_a_range_ingests_like_its_days_in_order(ctx: RunContext, home: Path,
+                                                tmp_path: Path) -> None:
+    """Duplicates within a day, across days of the range and against a day ingested
+    before it; a clean copy after a quarantined one; dirty generated rows: ingesting
+    [D1, D3] at once leaves exactly what ingesting D1, D2, D3 one by one leaves."""
+    d0, d3 = D1 - dt.timedelta(days=1), D2 + dt.timedelta(days=1)
+    late = "2026-03-04T07:00:00Z"
+    params = GenerateParams(members=12, days=4, seed=5, end_date=d3, dirty_share=0.05)
+    generate_landing(home / "landing", params)  # first: it replaces the landing folder
+    write_csv(landing_file(home, "transactions", d0, "payments.csv"), TXN_COLUMNS,
+              [txn(transaction_id="T0", ingested_at="2026-03-01T09:00:00Z",
+                   booked_at="2026-03-01T08:00:00Z")])
+    write_csv(landing_file(home, "transactions", D1, "payments.csv"), TXN_COLUMNS, [
+        txn(transaction_id="T0"),                    # kept on d0: duplicate
+        txn(transaction_id="T1", currency="EUR"),    # quarantined for itself only
+        txn(transaction_id="T2"), txn(transaction_id="T2"),  # one kept, one duplicate
+    ])
+    write_jsonl(landing_file(home, "transactions", D2, "payments.jsonl"), [
+        txn(transaction_id="T1", ingested_at="2026-03-03T08:00:00Z"),  # clean: kept on D2
+        txn(transaction_id="T2", ingested_at="2026-03-03T08:00:00Z"),  # kept on D1
+    ])
+    write_csv(landing_file(home, "transactions", d3, "payments.csv"), TXN_COLUMNS, [
+        txn(transaction_id="T1", ingested_at=late), txn(transaction_id="T4", ingested_at=late),
+    ])
+    other = tmp_path / "other-home"
+    for source in ("members", "transactions", "member_outcomes"):
+        if (home / "landing" / source).exists():
+            shutil.copytree(home / "landing" / source, other / "landing" / source)
+
+    day_by_day = with_threshold(ctx, 1.0)
+    for day in (d0, D1, D2, d3):
+        run_ingest(day_by_day, day)
+    at_once = with_threshold(in_home(ctx, other), 1.0)
+    run_ingest(at_once, d0)
+    result = run_range(at_once, D1, d3)
+
+    for table in ("bronze_transactions", "quarantine_transactions", "bronze_members",
+                  "quarantine_members"):
+        assert lake_rows(at_once, table) == lake_rows(day_by_day, table), table
+    kept = {(r["transaction_id"], r["landing_date"])
+            for r in bronze(at_once, "transactions") if len(r["transaction_id"]) == 2}
+    assert kept == {("T0", d0), ("T2", D1), ("T1", D2), ("T4", d3)}
+    assert quarantined(at_once, "transactions", D1)[("payments.csv", 1)] == ["duplicate"]
+    assert quarantined(at_once, "transactions", D1)[("payments.csv", 2)] == ["currency_not_gbp"]
+    assert result.details["start"] == D1.isoformat() and result.details["days"] == 3
+    assert result.messages[0].startswith(f"ingest {D1}..{d3}: 3 day(s)")
+    assert [m.split()[0] for m in result.messages[2:5]] == [str(D1), str(D2), str(d3)]
+    # one commit per table for the whole range
+    assert at_once.lake.history("bronze_transactions")[0].version == 1
+
+
+def test_a_range_fails_on_the_day_over_the_bad_row_share(ctx: RunContext,
+                                                         home: Path) -> None:
+    write_csv(landing_file(home, "transactions", D1, "payments.csv"), TXN_COLUMNS,
+              [txn(transaction_id=f"T{i}") for i in range(4)])
+    write_csv(landing_file(home, "transactions", D2, "payments.csv"), TXN_COLUMNS,
+              [txn(transaction_id="U1", ingested_at="2026-03-03T08:00:00Z"),
+               txn(transaction_id="U2", currency="EUR")])
+    with pytest.raises(QualityGateError, match=rf"1 day\(s\) .*\({D2} 50.00%\)"):
+        run_range(with_threshold(ctx, 0.3), D1, D2)
+    assert len(bronze(ctx, "transactions")) == 5  # written, to inspect
+
+
+def test_a_range_with_a_day_without_files_writes_nothing(ctx: RunContext,
+                                                         home: Path) -> None:
+    d3 = D2 + dt.timedelta(days=1)
+    for day in (D1, d3):
+        write_csv(landing_file(home, "transactions", day, "payments.csv"), TXN_COLUMNS,
+                  [txn(transaction_id=f"T{day.day}")])
+    with pytest.raises(InputError, match=rf"1 day\(s\) have no landing files .*\({D2}\)"):
+        run_range(ctx, D1, d3)
+    assert not ctx.lake.exists("bronze_transactions")
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--start", "2026-03-03", "--end", "2026-03-02"], "is after --end"),
+    (["--start", "2026-03-02"], "both --start D1 and --end D2"),
+    (["--run-date", "2026-03-02", "--end", "2026-03-03"], "--end goes with --start"),
+])
+def test_range_arguments_are_checked(home: Path, capsys: pytest.CaptureFixture[str],
+                                     argv: list[str], message: str) -> None:
+    assert main(["ingest", *argv]) != 0
+    assert message in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- end to end

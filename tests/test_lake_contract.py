@@ -17,7 +17,7 @@ from pyspark.sql import types as T
 
 from memberscore.config import LakeSettings
 from memberscore.errors import TableConflictError, TableError
-from memberscore.lake import Lake, open_lake
+from memberscore.lake import Between, Lake, open_lake
 from memberscore.spark import delta_spark_available
 
 SCHEMA = T.StructType([
@@ -98,6 +98,23 @@ def test_replace_with_no_rows_empties_the_partition(lake: Lake, spark: SparkSess
     lake.replace_where("t", frame(spark, _rows(D2)), {"as_of_date": D2})
     lake.replace_where("t", frame(spark, []), {"as_of_date": D1})
     assert {r[1] for r in collected(lake.read("t"))} == {D2}
+
+
+def test_replace_a_range_of_days_in_one_commit(lake: Lake, spark: SparkSession) -> None:
+    day0, day3 = D1 - dt.timedelta(days=1), D2 + dt.timedelta(days=1)
+    for day in (day0, D1, D2, day3):
+        lake.replace_where("t", frame(spark, _rows(day)), {"as_of_date": day}, ["as_of_date"])
+    before = lake.version("t")
+    # D1..D2 replaced by one new row on D1 (D2 emptied); the days around it untouched
+    commit = lake.replace_where("t", frame(spark, _rows(D1, "r")[:1]),
+                                {"as_of_date": Between(D1, D2)})
+    assert commit.version == before + 1
+    rows = collected(lake.read("t"))
+    assert sorted((r[1], r[0]) for r in rows if D1 <= r[1] <= D2) == [(D1, "m1r")]
+    assert sum(1 for r in rows if r[1] in (day0, day3)) == 6
+    with pytest.raises(TableError, match=r"outside|do not match|conform"):
+        lake.replace_where("t", frame(spark, _rows(day3)), {"as_of_date": Between(D1, D2)})
+    assert lake.version("t") == before + 1
 
 
 def test_rows_outside_the_partition_are_refused(lake: Lake, spark: SparkSession) -> None:

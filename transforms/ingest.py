@@ -3,7 +3,7 @@ breaks; then kept rows (bronze) and quarantined rows, nothing dropped in between
 
 The chain for one source and landing day is
 
-    combine_files([parse_rows(raw file 1), parse_rows(raw file 2), ...])
+    combine_files([parse_rows(landing rows 1), parse_rows(landing rows 2), ...])
       -> flag_duplicates(...)                                  (transactions only)
       -> bronze_rows(...)        rows that broke no rule, in the bronze schema
       -> quarantine_rows(...)    every other row: the raw record and its rules
@@ -38,7 +38,12 @@ from pyspark.sql import types as T
 from memberscore.schemas import CHANNELS, CURRENCIES, SOURCES, STATUSES, bronze_schema
 
 CORRUPT_RECORD = "_corrupt_record"
-ROW_ORDER = "_row_order"
+# where a raw row comes from, when many files are read in one scan
+FILE_NAME = "_source_file"
+LANDING_DAY = "_landing_date"
+FILE_BLOCK = "_file_block"  # the start of the file block (split) the row was read from
+ROW_ORDER = "_row_order"  # increasing in file order within a block
+POSITION = (FILE_NAME, LANDING_DAY, FILE_BLOCK, ROW_ORDER)
 
 RAW_RECORD = "raw_record"
 RULES = "rules"
@@ -84,13 +89,14 @@ def unparseable_rule(column: str) -> str:
 
 
 def parsed_schema(source: str) -> T.StructType:
-    """The shape of `parse_rows` output: the bronze columns, then raw record, rules,
-    source row, and the file order column."""
+    """The shape of `combine_files` output: the bronze columns, then raw record, rules,
+    source row, and the file order columns."""
     return T.StructType([
         *bronze_schema(source).fields,
         T.StructField(RAW_RECORD, T.StringType(), False),
         T.StructField(RULES, T.ArrayType(T.StringType(), True), False),
         T.StructField(SOURCE_ROW, T.LongType(), False),
+        T.StructField(FILE_BLOCK, T.LongType(), False),
         T.StructField(ROW_ORDER, T.LongType(), False),
     ])
 
@@ -98,22 +104,29 @@ def parsed_schema(source: str) -> T.StructType:
 # ----------------------------------------------------------------------------- parsing
 
 
-def parse_rows(raw: DataFrame, source: str, *, source_file: str, landing_date: dt.date,
-               run_id: str) -> DataFrame:
-    """One landing file's rows, typed against the source's declared schema, with the
-    raw record and every rule each row breaks (see the module docstring).
+def parse_rows(raw: DataFrame, source: str, *, run_id: str, source_file: str | None = None,
+               landing_date: dt.date | None = None) -> DataFrame:
+    """Landing rows, typed against the source's declared schema, with the raw record and
+    every rule each row breaks (see the module docstring).
 
-    `raw` holds the file's columns as delivered plus `_row_order` (file order) and, when
-    some lines could not be split, `_corrupt_record`.  Every declared column must be
-    there (the reader fills JSON keys that are legitimately absent with nulls); other
-    columns are kept in the raw record only.
+    `raw` holds the columns as delivered plus `_row_order` (file order) and, when some
+    lines could not be split, `_corrupt_record`.  The file and landing day are either
+    given (`source_file`, `landing_date`: all rows from one file) or columns of `raw`
+    (`_source_file`, `_landing_date`, `_file_block`: a scan of many files, see
+    `memberscore.landing.read_landing_batches`).  Every declared column must be there
+    (the reader fills JSON keys that are legitimately absent with nulls); other columns
+    are kept in the raw record only.
     """
     schema = SOURCES[source]
     missing = [f.name for f in schema.fields if f.name not in raw.columns]
     if missing or ROW_ORDER not in raw.columns:
         raise ValueError(f"parse_rows({source}): raw rows lack {missing or [ROW_ORDER]}")
+    located = FILE_NAME in raw.columns and LANDING_DAY in raw.columns
+    if not located and (source_file is None or landing_date is None):
+        raise ValueError(f"parse_rows({source}): give source_file and landing_date, or rows "
+                         f"with {FILE_NAME} and {LANDING_DAY}")
     types = {f.name: f.dataType for f in raw.schema.fields}
-    file_columns = [c for c in raw.columns if c != ROW_ORDER]
+    file_columns = [c for c in raw.columns if c not in POSITION]
 
     values: list[Column] = []
     present: list[Column] = []
@@ -127,6 +140,12 @@ def parse_rows(raw: DataFrame, source: str, *, source_file: str, landing_date: d
                            {"ignoreNullFields": "false"})
     typed = raw.select(
         *values, *present, malformed.alias("_malformed"), raw_record.alias(RAW_RECORD),
+        (F.lit(source_file) if source_file is not None else F.col(FILE_NAME))
+        .alias("source_file"),
+        (F.lit(landing_date) if landing_date is not None else F.col(LANDING_DAY))
+        .cast(T.DateType()).alias("landing_date"),
+        (F.col(FILE_BLOCK) if FILE_BLOCK in raw.columns else F.lit(0)).cast(T.LongType())
+        .alias(FILE_BLOCK),
         F.col(ROW_ORDER),
     )
 
@@ -142,12 +161,7 @@ def parse_rows(raw: DataFrame, source: str, *, source_file: str, landing_date: d
 
     return (
         typed
-        .withColumns({
-            RULES: rules,
-            "landing_date": F.lit(landing_date).cast(T.DateType()),
-            "source_file": F.lit(source_file),
-            "run_id": F.lit(run_id),
-        })
+        .withColumns({RULES: rules, "run_id": F.lit(run_id)})
         .select(*[F.col(f.name) for f in parsed_schema(source).fields if f.name != SOURCE_ROW])
     )
 
@@ -234,14 +248,18 @@ def combine_files(frames: Sequence[DataFrame]) -> DataFrame:
     numbered with its position in its file (`source_row`, 1-based)."""
     if not frames:
         raise ValueError("combine_files needs at least one frame")
-    in_file_order = Window.partitionBy("source_file").orderBy(ROW_ORDER)
+    in_file_order = Window.partitionBy("source_file").orderBy(FILE_BLOCK, ROW_ORDER)
     rows = reduce(lambda a, b: a.unionByName(b), frames)
-    return (
-        rows
-        .withColumn(SOURCE_ROW, F.row_number().over(in_file_order).cast(T.LongType()))
-        .select(*[F.col(f.name) for f in rows.schema.fields[:-1]], F.col(SOURCE_ROW),
-                F.col(ROW_ORDER))
+    return rows.select(
+        *[F.row_number().over(in_file_order).cast(T.LongType()).alias(SOURCE_ROW)
+          if name == SOURCE_ROW else F.col(name) for name in _parsed_names(rows)],
     )
+
+
+def _parsed_names(rows: DataFrame) -> list[str]:
+    """parse_rows' columns in `parsed_schema` order (SOURCE_ROW before the order)."""
+    names = [c for c in rows.columns if c not in (FILE_BLOCK, ROW_ORDER)]
+    return [*names, SOURCE_ROW, FILE_BLOCK, ROW_ORDER]
 
 
 # ----------------------------------------------------------------------------- duplicates
@@ -249,45 +267,60 @@ def combine_files(frames: Sequence[DataFrame]) -> DataFrame:
 
 def ids_seen_on_other_days(bronze: DataFrame, parsed: DataFrame,
                            landing_date: dt.date) -> DataFrame:
-    """One row per transaction_id of this day's rows that bronze holds on another landing
-    day: `seen_before` (an earlier day kept it, so today's rows are duplicates) and
-    `seen_after` (a later day kept it: those days were ingested out of order and must be
-    re-run).  The day being replaced is never "another day"."""
-    today = parsed.select("transaction_id").where(F.col("transaction_id").isNotNull())
-    day = F.lit(landing_date)
+    """`ids_seen_outside` for a single landing day."""
+    return ids_seen_outside(bronze, parsed, landing_date, landing_date)
+
+
+def ids_seen_outside(bronze: DataFrame, parsed: DataFrame, start: dt.date,
+                     end: dt.date) -> DataFrame:
+    """One row per transaction_id of the rows being ingested (landing days [start,
+    end]) that bronze holds on a landing day outside that range: `seen_before` (an
+    earlier day kept it, so these rows are duplicates) and `seen_after` (a later day
+    kept it: those days were ingested out of order and must be re-run).  The days
+    being replaced are never "other days"."""
+    ids = parsed.select("transaction_id").where(F.col("transaction_id").isNotNull())
+    first, last = F.lit(start), F.lit(end)
     return (
         bronze
-        .where(F.col("landing_date") != day)
+        .where((F.col("landing_date") < first) | (F.col("landing_date") > last))
         .select("transaction_id", "landing_date")
-        .join(F.broadcast(today), on="transaction_id", how="left_semi")
+        .join(F.broadcast(ids), on="transaction_id", how="left_semi")
         .groupBy("transaction_id")
-        .agg(F.max(F.col("landing_date") < day).alias("seen_before"),
-             F.max(F.col("landing_date") > day).alias("seen_after"))
+        .agg(F.max(F.col("landing_date") < first).alias("seen_before"),
+             F.max(F.col("landing_date") > last).alias("seen_after"))
     )
 
 
 def flag_duplicates(parsed: DataFrame, seen: DataFrame) -> DataFrame:
     """Add the `duplicate` rule to every row whose transaction_id was kept on an earlier
-    landing day (`seen`, from `ids_seen_on_other_days`), or appears earlier among this
-    day's rows.
+    landing day: in bronze before the ingested days (`seen`, from `ids_seen_outside`),
+    or on an earlier day among the rows being ingested; or that appears earlier among
+    its own day's rows.  Ingesting days [D1, Dn] at once flags exactly what ingesting
+    them one by one in date order would.
 
-    Among this day's rows with one id, the one kept is the earliest-ingested of those
+    Among one day's rows with one id, the one kept is the earliest-ingested of those
     that break no other rule (ties: file name, then position in the file); if none is
     clean, the first by that order is quarantined for its own rules only, and the
-    others are duplicates as well.
+    others are duplicates as well.  A day's row is kept only when no earlier day has a
+    clean row with its id (that row was kept there).
     """
     is_clean = F.size(RULES) == 0
-    first_wins = Window.partitionBy("transaction_id").orderBy(
+    first_wins = Window.partitionBy("transaction_id", "landing_date").orderBy(
         F.when(is_clean, 0).otherwise(1), F.col("ingested_at").asc_nulls_last(),
-        F.col("source_file"), F.col(ROW_ORDER))
+        F.col("source_file"), F.col(SOURCE_ROW))
+    first_clean_day = F.min(F.when(is_clean, F.col("landing_date"))).over(
+        Window.partitionBy("transaction_id"))
     earlier = (seen.where(F.col("seen_before")).select("transaction_id")
                .withColumn("_seen_before", F.lit(True)))
     has_id = F.col("transaction_id").isNotNull()
     is_duplicate = has_id & (
-        (F.row_number().over(first_wins) > 1) | F.col("_seen_before").isNotNull())
+        (F.row_number().over(first_wins) > 1)
+        | F.col("_seen_before").isNotNull()
+        | F.coalesce(F.col("_first_clean_day") < F.col("landing_date"), F.lit(False)))
     return (
         parsed
         .join(earlier, on="transaction_id", how="left")
+        .withColumn("_first_clean_day", first_clean_day)
         .withColumn(RULES, F.when(is_duplicate, F.array_append(F.col(RULES), F.lit(DUPLICATE)))
                     .otherwise(F.col(RULES)))
         .select(*parsed.columns)
@@ -318,10 +351,11 @@ def quarantine_rows(checked: DataFrame, quarantined_at: dt.datetime) -> DataFram
 
 
 def outcome_counts(checked: DataFrame) -> DataFrame:
-    """Rows per source_file and combination of broken rules (an empty `rules` array
-    counts the kept rows): small, and enough to report read, kept, quarantined and
-    rows per rule for every file."""
-    return checked.groupBy("source_file", RULES).agg(F.count(F.lit(1)).alias("rows"))
+    """Rows per landing day, source_file and combination of broken rules (an empty
+    `rules` array counts the kept rows): small, and enough to report read, kept,
+    quarantined and rows per rule for every file and day."""
+    return (checked.groupBy("landing_date", "source_file", RULES)
+            .agg(F.count(F.lit(1)).alias("rows")))
 
 
 # ----------------------------------------------------------------------------- snapshots

@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from memberscore.errors import MissingDependencyError
-from memberscore.lake.base import Commit, HistoryEntry, Lake, PartitionValue
+from memberscore.lake.base import (
+    Between,
+    Commit,
+    HistoryEntry,
+    Lake,
+    PartitionFilter,
+    PartitionValue,
+)
 from memberscore.spark import delta_spark_available
 
 if TYPE_CHECKING:
@@ -18,7 +25,10 @@ if TYPE_CHECKING:
 
     from memberscore.config import LakeSettings
 
-__all__ = ["Commit", "HistoryEntry", "Lake", "PartitionValue", "open_lake", "resolve_backend"]
+__all__ = [
+    "Between", "Commit", "HistoryEntry", "Lake", "PartitionFilter", "PartitionValue",
+    "open_lake", "resolve_backend",
+]
 
 
 def resolve_backend(settings: LakeSettings, spark: SparkSession) -> str:

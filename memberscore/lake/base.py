@@ -5,9 +5,10 @@ name to a location: a folder `<root>/<name>` locally, `catalog.schema.name` on
 Databricks.  Jobs never see paths or Delta APIs.
 
 Every write is one Delta commit, so a reader sees all of it or none of it:
-- `replace_where` swaps the rows matching an equality filter on partition columns
-  (Delta's replaceWhere): re-running a day gives the same table, and a row of the new
-  data outside the filter is refused rather than written;
+- `replace_where` swaps the rows matching a filter on partition columns (Delta's
+  replaceWhere; each column equals a value or lies in a `Between` range of days):
+  re-running a day gives the same table, and a row of the new data outside the
+  filter is refused rather than written;
 - `merge` upserts on key columns;
 - `append` adds rows.
 A write that loses a race with another writer raises TableConflictError and leaves
@@ -30,6 +31,25 @@ if TYPE_CHECKING:
     from pyspark.sql.types import StructType
 
 PartitionValue = str | int | dt.date | bool | Decimal
+
+
+@dataclass(frozen=True)
+class Between:
+    """A closed range of partition values for `replace_where`: low <= column <= high
+    (e.g. the landing days of a multi-day ingest)."""
+
+    low: dt.date
+    high: dt.date
+
+    def __post_init__(self) -> None:
+        if self.low > self.high:
+            raise TableError(f"empty partition range {self.low}..{self.high}")
+
+    def contains(self, value: dt.date) -> bool:
+        return self.low <= value <= self.high
+
+
+PartitionFilter = PartitionValue | Between
 
 
 @dataclass(frozen=True)
@@ -77,10 +97,11 @@ class Lake(ABC):
         self,
         table: str,
         df: DataFrame,
-        where: Mapping[str, PartitionValue],
+        where: Mapping[str, PartitionFilter],
         partition_by: Sequence[str] = (),
     ) -> Commit:
-        """Atomically replace the rows matching `where` (column = value, ANDed) with `df`.
+        """Atomically replace the rows matching `where` (column = value, or column in a
+        `Between` range; ANDed) with `df`.
 
         Creates the table (partitioned by `partition_by`) when it does not exist.  Every
         row of `df` must match `where`; an empty `df` deletes the matching rows.
@@ -150,12 +171,17 @@ def sql_literal(value: PartitionValue) -> str:
     raise TableError(f"unsupported partition value {value!r} ({type(value).__name__})")
 
 
-def where_sql(where: Mapping[str, PartitionValue]) -> str:
-    """`a = 1 AND b = '2024-01-01'` for an equality filter; column names are checked."""
+def where_sql(where: Mapping[str, PartitionFilter]) -> str:
+    """`a = 1 AND b = '2024-01-01'` for an equality filter (`b >= '...' AND b <= '...'`
+    for a `Between`); column names are checked."""
     if not where:
         raise TableError("replace_where needs at least one column = value condition")
     parts = []
     for column, value in where.items():
         validate_identifier(column)
-        parts.append(f"{column} = {sql_literal(value)}")
+        if isinstance(value, Between):
+            parts.append(f"{column} >= {sql_literal(value.low)} AND "
+                         f"{column} <= {sql_literal(value.high)}")
+        else:
+            parts.append(f"{column} = {sql_literal(value)}")
     return " AND ".join(parts)

@@ -21,10 +21,11 @@ import pyarrow.compute as pc
 
 from memberscore.errors import TableConflictError, TableError
 from memberscore.lake.base import (
+    Between,
     Commit,
     HistoryEntry,
     Lake,
-    PartitionValue,
+    PartitionFilter,
     validate_identifier,
     where_sql,
 )
@@ -111,7 +112,7 @@ class DeltaRsLake(Lake):
         self,
         table: str,
         df: DataFrame,
-        where: Mapping[str, PartitionValue],
+        where: Mapping[str, PartitionFilter],
         partition_by: Sequence[str] = (),
     ) -> Commit:
         predicate = where_sql(where)
@@ -225,14 +226,20 @@ def _nullable(schema: pa.Schema) -> pa.Schema:
     return pa.schema([f.with_nullable(True) for f in schema])
 
 
-def _rows_outside(data: pa.Table, where: Mapping[str, PartitionValue]) -> int:
+def _rows_outside(data: pa.Table, where: Mapping[str, PartitionFilter]) -> int:
     if data.num_rows == 0:
         return 0
     inside = None
     for column, value in where.items():
         if column not in data.column_names:
             raise TableError(f"replace_where column {column!r} is not in the data")
-        match = pc.fill_null(pc.equal(data[column], pa.scalar(value, data[column].type)), False)
+        values = data[column]
+        if isinstance(value, Between):
+            match = pc.and_(pc.greater_equal(values, pa.scalar(value.low, values.type)),
+                            pc.less_equal(values, pa.scalar(value.high, values.type)))
+        else:
+            match = pc.equal(values, pa.scalar(value, values.type))
+        match = pc.fill_null(match, False)
         inside = match if inside is None else pc.and_(inside, match)
     return data.num_rows - int(pc.sum(pc.cast(inside, pa.int64())).as_py() or 0)
 

@@ -17,7 +17,7 @@ from memberscore.lake.base import (
     Commit,
     HistoryEntry,
     Lake,
-    PartitionValue,
+    PartitionFilter,
     validate_identifier,
     where_sql,
 )
@@ -99,7 +99,7 @@ class DeltaSparkLake(Lake):
 
     # ------------------------------------------------------------------ writes
 
-    def replace_where(self, table: str, df: DataFrame, where: Mapping[str, PartitionValue],
+    def replace_where(self, table: str, df: DataFrame, where: Mapping[str, PartitionFilter],
                       partition_by: Sequence[str] = ()) -> Commit:
         predicate = where_sql(where)
         rows = df.count()
