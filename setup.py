@@ -69,6 +69,8 @@ setup(
         "pyarrow>=16",
         "deltalake>=1.1,<2",
         "mlflow>=3.1,<4",
+        # MLflow 3.6's SQL tracking store imports a pool class SQLAlchemy 2.1 removed
+        "SQLAlchemy>=2.0,<2.1",
         "scikit-learn>=1.5,<2",
         "great-expectations>=1.5,<2",
         "snowflake-connector-python>=3.12,<5",

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -103,6 +104,9 @@ def get_spark(settings: SparkSettings, *, want_delta: bool = True) -> SparkSessi
     check_java()
     # A local session listens on loopback only.
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    # Python workers (UDFs, model scoring) run this interpreter, not `python3` from
+    # PATH: `.venv/bin/memberscore` works without an activated virtualenv.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     log4j = Path(__file__).with_name("log4j2.properties")
     java_options = f"-Duser.timezone=UTC -Dlog4j.configurationFile={log4j.as_uri()}"
     builder = (

@@ -40,3 +40,21 @@ def test_old_java_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("JAVA_HOME", str(tmp_path / "jdk8"))
     with pytest.raises(MissingDependencyError, match="found Java 8"):
         check_java()
+
+
+def test_python_workers_run_the_drivers_interpreter(spark) -> None:  # type: ignore[no-untyped-def]
+    """UDF workers (model scoring) must import what the driver imports: they run the
+    venv's Python even when `.venv/bin/memberscore` runs without an activated venv."""
+    import os
+    import sys
+
+    from pyspark.sql import functions as F
+
+    @F.udf("string")
+    def interpreter(_: int) -> str:
+        import sys as worker_sys
+
+        return worker_sys.executable
+
+    expected = os.environ.get("PYSPARK_PYTHON", sys.executable)
+    assert spark.range(1).select(interpreter("id")).first()[0] == expected

@@ -13,16 +13,12 @@ environment on a Databricks job cluster).
 from __future__ import annotations
 
 import logging
-import os
-import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from pyspark.sql import Column, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
-
-from memberscore.spark import on_databricks
 
 if TYPE_CHECKING:
     from memberscore.models.registry import ResolvedModel
@@ -40,7 +36,6 @@ def churn_score(spark: SparkSession, model: ResolvedModel, columns: Sequence[str
     """
     import mlflow
 
-    _local_workers_use_this_python(spark)
     pyfunc_log = logging.getLogger("mlflow.pyfunc")
     level = pyfunc_log.level
     pyfunc_log.setLevel(logging.ERROR)  # its env_manager="local" warning: chosen, see above
@@ -51,20 +46,3 @@ def churn_score(spark: SparkSession, model: ResolvedModel, columns: Sequence[str
         pyfunc_log.setLevel(level)
     probabilities = predict(F.struct(*[F.col(c) for c in columns]))
     return F.element_at(probabilities, -1)
-
-
-def _local_workers_use_this_python(spark: SparkSession) -> None:
-    """Make a local session's Python workers run this interpreter.
-
-    PySpark starts UDF workers with $PYSPARK_PYTHON, else `python3` from PATH, which
-    for `.venv/bin/memberscore` run without an activated venv is a Python without
-    MLflow or scikit-learn.  In local mode the workers share this machine, so the
-    driver's own interpreter is the right one.  (The session factory is the better
-    home for this; until it sets PYSPARK_PYTHON itself, scoring does it for its UDF.)
-    """
-    if on_databricks() or os.environ.get("PYSPARK_PYTHON"):
-        return
-    context = spark.sparkContext
-    if (context.master or "").startswith("local") and context.pythonExec != sys.executable:
-        log.info("local Spark: Python workers will run %s", sys.executable)
-        context.pythonExec = sys.executable

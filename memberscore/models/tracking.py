@@ -59,7 +59,6 @@ def configure_mlflow(ctx: RunContext) -> MlflowSetup:
     MLflow's fluent API (`start_run`, `log_model`, `spark_udf` on `models:/` URIs) reads
     the global URIs, so they are set here and nowhere else.
     """
-    _allow_sqlalchemy_21()
     import mlflow
 
     conf = ctx.settings.models
@@ -124,23 +123,6 @@ def _logging_preserved() -> Iterator[None]:
         for name in ("alembic", "sqlalchemy.engine"):  # new ones stay quiet
             if name not in loggers:
                 logging.getLogger(name).setLevel(logging.WARNING)
-
-
-def _allow_sqlalchemy_21() -> None:
-    """Let MLflow 3.6's SQL store import under SQLAlchemy 2.1.
-
-    SQLAlchemy 2.1 no longer exports `sqlalchemy.pool.FallbackAsyncAdaptedQueuePool`,
-    which MLflow 3.6 imports (only to map pool-class names from an environment
-    variable).  MLflow fixed this upstream (mlflow/mlflow#20203) by falling back to
-    `AsyncAdaptedQueuePool`; this does the same until the pinned MLflow carries the
-    fix or SQLAlchemy is pinned below 2.1.  It changes nothing when the name exists.
-    """
-    try:
-        import sqlalchemy.pool as pool
-    except ImportError:  # pragma: no cover - MLflow reports its own missing dependency
-        return
-    if not hasattr(pool, "FallbackAsyncAdaptedQueuePool"):
-        pool.FallbackAsyncAdaptedQueuePool = pool.AsyncAdaptedQueuePool  # type: ignore[attr-defined]
 
 
 def safe_uri(uri: str) -> str:
