@@ -78,8 +78,8 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
     if bank.dirty.get("transactions"):
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(bank.dirty["transactions"].items()))
         messages.append(f"  dirty transactions: {kinds}")
-    messages.append(f"next: memberscore ingest --run-date {params.start_date} "
-                    f"(then each following day up to {params.end_date})")
+    messages.append(f"next: memberscore ingest --start {params.start_date} "
+                    f"--end {params.end_date} (every generated day, in one pass)")
     return JobResult(
         job="generate",
         rows={f"landing_{source}": rows for source, rows in summary.rows.items()},
