@@ -1,12 +1,18 @@
 """Publishing: one member_features_daily-like day (20,000 rows) to the local warehouse.
 
-`publish_vs_floor` compares a whole table publish (lake read and Parquet spool,
-schema check, PUT, COPY into staging, staging check, the DELETE+INSERT+log
-transaction, reconciliation, cleanup) with the floor: one PUT plus one COPY of the
-same Parquet files into an empty table, on an open session.  `publish_load_vs_floor`
-is the warehouse side alone (connect to cleanup, from an already written spool), to
-show where the time goes.  Everything runs against the same warm local server; each
-figure is the median of a few runs.
+`publish_vs_floor` compares a whole table publish (`publish_day`: lake export to
+Parquet and checksum, connect, schema check, staging table, PUT, COPY, the
+DELETE+INSERT+log transaction with its pre-commit check, reconciliation, cleanup)
+with the floor: one PUT plus one COPY of the same Parquet files into an empty table,
+on an open session.  `publish_load_vs_floor` is the warehouse side of the same
+publishes (connect to cleanup: the publish less its lake export and checksum), to show
+where the time goes.
+
+Everything runs against the same warm local server.  Publish and floor runs
+alternate (a publish, then a floor, RUNS times, after one warm-up of each), so a
+load spike on a shared machine hits both rather than only whichever ran during it;
+each figure is the median.  The median seconds of every publish step are logged
+(`publish steps: ...`).
 """
 
 from __future__ import annotations
@@ -18,13 +24,13 @@ import statistics
 from pyspark.sql import functions as F
 
 from benchmarks.common import Measurement, Workspace, timer
-from memberscore.warehouse import open_warehouse, publish_day
+from memberscore.warehouse import WarehouseConnection, open_warehouse, publish_day
 from memberscore.warehouse.local_server import local_warehouse
 from memberscore.warehouse.publisher import PreparedDay, Publisher
 from memberscore.warehouse.typemap import Column, create_table_sql
 
 ROWS = 20_000
-RUNS = 3
+RUNS = 7
 TABLE = "member_features_daily"
 DAY = dt.date(2026, 3, 31)
 
@@ -58,28 +64,19 @@ def _feature_day(ws: Workspace):  # type: ignore[no-untyped-def]
     )
 
 
-def _floor(ws: Workspace, prepared: PreparedDay) -> float:
-    """Seconds for one PUT plus one COPY of the prepared Parquet files."""
-    with open_warehouse(ws.settings, ws.ctx.paths.warehouse, purpose="bench floor") as conn:
-        conn.execute("CREATE STAGE IF NOT EXISTS BENCH_FLOOR", what="stage")
-        columns = [Column(c.source, c.name, c.type, True) for c in prepared.columns]
-        times = []
-        for run in range(RUNS):
-            conn.execute(create_table_sql("BENCH_FLOOR_TARGET", columns, replace=True),
-                         what="table")
-            with timer() as t:
-                conn.execute(f"PUT 'file://{prepared.spool}/part-*.parquet' "
-                             f"@BENCH_FLOOR/run{run}/ AUTO_COMPRESS = FALSE OVERWRITE = TRUE",
-                             what="put")
-                conn.execute(f"COPY INTO BENCH_FLOOR_TARGET FROM @BENCH_FLOOR/run{run}/ "
-                             "FILE_FORMAT = (TYPE = PARQUET) "
-                             "MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE PURGE = TRUE",
-                             what="copy")
-            loaded = conn.execute("SELECT COUNT(*) FROM BENCH_FLOOR_TARGET", what="count")
-            assert loaded == [(ROWS,)], loaded
-            times.append(t["seconds"])
-        conn.execute("DROP TABLE IF EXISTS BENCH_FLOOR_TARGET", what="drop")
-        return statistics.median(times)
+def _floor_once(conn: WarehouseConnection, prepared: PreparedDay, run: str) -> float:
+    """Seconds for one PUT plus one COPY of the prepared Parquet files into an empty table."""
+    columns = [Column(c.source, c.name, c.type, True) for c in prepared.columns]
+    conn.execute(create_table_sql("BENCH_FLOOR_TARGET", columns, replace=True), what="table")
+    with timer() as t:
+        conn.execute(f"PUT 'file://{prepared.spool}/part-*.parquet' "
+                     f"@BENCH_FLOOR/{run}/ AUTO_COMPRESS = FALSE OVERWRITE = TRUE", what="put")
+        conn.execute(f"COPY INTO BENCH_FLOOR_TARGET FROM @BENCH_FLOOR/{run}/ "
+                     "FILE_FORMAT = (TYPE = PARQUET) "
+                     "MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE PURGE = TRUE", what="copy")
+    loaded = conn.execute("SELECT COUNT(*) FROM BENCH_FLOOR_TARGET", what="count")
+    assert loaded == [(ROWS,)], loaded
+    return t["seconds"]
 
 
 def run(ws: Workspace) -> list[Measurement]:
@@ -89,43 +86,45 @@ def run(ws: Workspace) -> list[Measurement]:
         ws.mark("publish_day")
     settings = ws.settings
     sf = settings.snowflake
+    warehouse = ctx.paths.warehouse
+    median = statistics.median
     # One warm server for every run (as when `memberscore warehouse` is serving).
-    with local_warehouse(ctx.paths.warehouse, database=sf.database.upper(),
-                         schema=sf.schema.upper()):
-        def publish_once(run_id: str) -> float:
+    with local_warehouse(warehouse, database=sf.database.upper(), schema=sf.schema.upper()):
+        def publish_once(run_id: str) -> tuple[float, dict[str, float]]:
             with timer() as t:
-                (result,) = publish_day(settings, ctx.lake, ctx.spark,
-                                        warehouse_dir=ctx.paths.warehouse, run_id=run_id,
-                                        tables=[TABLE], day=DAY)
+                (result,) = publish_day(settings, ctx.lake, ctx.spark, warehouse_dir=warehouse,
+                                        run_id=run_id, tables=[TABLE], day=DAY)
             assert result.rows == ROWS
-            log.info("publish %s: %.2fs %s", run_id, t["seconds"], result.seconds)
-            return t["seconds"]
+            log.info("publish %s: %.3fs %s", run_id, t["seconds"], result.seconds)
+            return t["seconds"], result.seconds
 
-        publish_once("bench-warmup")
-        publish_seconds = statistics.median(publish_once(f"bench-{i}") for i in range(RUNS))
-
-        # The warehouse side alone: the same publish from an already written spool.
-        publisher = Publisher(ctx.lake, ctx.spark, spool_root=ctx.paths.warehouse / "spool",
-                              run_id="bench-load")
-        spool_times, load_times = [], []
-        for _ in range(RUNS):
-            with timer() as spool:
-                prepared = publisher.prepare(TABLE, DAY)
-            spool_times.append(spool["seconds"])
-            try:
-                with timer() as load, open_warehouse(settings, ctx.paths.warehouse,
-                                                     purpose="bench load") as conn:
-                    publisher.publish(conn, prepared)
-                load_times.append(load["seconds"])
-            finally:
-                publisher.discard(prepared)
-        load_seconds = statistics.median(load_times)
-
-        prepared = publisher.prepare(TABLE, DAY)
+        # The floor loads the very files a publish spools (its own export of the day).
+        publisher = Publisher(ctx.lake, spool_root=warehouse / "spool", run_id="bench-floor")
+        floor_files = publisher.prepare(TABLE, DAY)
+        publish_times, floor_times, steps = [], [], []
         try:
-            floor_seconds = _floor(ws, prepared)
+            with open_warehouse(settings, warehouse, purpose="bench floor") as floor_conn:
+                floor_conn.execute("CREATE STAGE IF NOT EXISTS BENCH_FLOOR", what="stage")
+                publish_once("bench-warmup")
+                _floor_once(floor_conn, floor_files, "warmup")
+                for i in range(RUNS):
+                    seconds, step = publish_once(f"bench-{i}")
+                    publish_times.append(seconds)
+                    steps.append(step)
+                    floor_times.append(_floor_once(floor_conn, floor_files, f"run{i}"))
+                floor_conn.execute("DROP TABLE IF EXISTS BENCH_FLOOR_TARGET", what="drop")
         finally:
-            publisher.discard(prepared)
+            publisher.discard(floor_files)
+        publish_seconds, floor_seconds = median(publish_times), median(floor_times)
+        step_medians = {name: round(median(s[name] for s in steps), 3) for name in steps[0]}
+        log.info("publish steps (median seconds): %s; rest (connect, session setup, "
+                 "timing) %.3f; floor PUT+COPY %.3f", step_medians,
+                 publish_seconds - sum(step_medians.values()), floor_seconds)
+        # The lake side (export + checksum) and the warehouse side (connect to cleanup)
+        # of the same publishes.
+        spool_times = [s["export"] + s["checksum"] for s in steps]
+        load_seconds = median(t - spool for t, spool in zip(publish_times, spool_times,
+                                                             strict=True))
 
     return [
         Measurement("publish_vs_floor", publish_seconds / floor_seconds, "x", target=1.5,
@@ -133,7 +132,7 @@ def run(ws: Workspace) -> list[Measurement]:
         Measurement("publish_rows_per_second", ROWS / publish_seconds, "rows/s"),
         Measurement("publish_load_vs_floor", load_seconds / floor_seconds, "x"),
         Measurement("publish_seconds", publish_seconds, "s"),
-        Measurement("publish_spool_seconds", statistics.median(spool_times), "s"),
+        Measurement("publish_spool_seconds", median(spool_times), "s"),
         Measurement("publish_load_seconds", load_seconds, "s"),
         Measurement("publish_floor_put_copy_seconds", floor_seconds, "s"),
     ]

@@ -7,10 +7,13 @@ delta-rs always runs.  delta-spark runs where Delta's jars are on Spark's classp
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 from decimal import Decimal
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
@@ -18,6 +21,8 @@ from pyspark.sql import types as T
 from memberscore.config import LakeSettings
 from memberscore.errors import TableConflictError, TableError
 from memberscore.lake import Between, Lake, open_lake
+from memberscore.lake.base import PartitionExport
+from memberscore.lake.delta_rs import DeltaRsLake
 from memberscore.spark import delta_spark_available
 
 SCHEMA = T.StructType([
@@ -229,3 +234,85 @@ def test_concurrent_writers_conflict_cleanly(lake: Lake, spark: SparkSession) ->
     message = str(conflicts[0])
     assert "another writer committed to 't' first" in message
     assert "re-run" in message
+
+
+# ------------------------------------------------------------------ export_partition
+
+
+class _SparkExportLake(DeltaRsLake):
+    """delta-rs tables exported by the Spark default of `Lake.export_partition` (what
+    the delta-spark backend runs), so that code path is checked here too."""
+
+    export_partition = Lake.export_partition
+
+
+@pytest.fixture(params=["delta-rs", "delta-spark", "spark-export"])
+def exporting_lake(request: pytest.FixtureRequest, spark: SparkSession, tmp_path: Path) -> Lake:
+    if request.param == "spark-export":
+        return _SparkExportLake(spark, tmp_path / "lake")
+    if request.param == "delta-spark" and not delta_spark_available(spark):
+        pytest.skip("delta-spark backend unavailable: Delta's jars are not on Spark's "
+                    "classpath here (no Maven access); it runs on Databricks")
+    settings = LakeSettings(backend=request.param, catalog=None, schema=None, root=None)
+    return open_lake(settings, spark, tmp_path)
+
+
+def _exported(export: PartitionExport) -> list[tuple]:
+    rows = pa.concat_tables([pq.read_table(f) for f in export.files]).to_pylist()
+    return sorted((tuple(r.values()) for r in rows), key=lambda r: (str(r[1]), r[0]))
+
+
+def test_export_writes_one_partition_with_exact_types(exporting_lake: Lake, spark: SparkSession,
+                                                      tmp_path: Path) -> None:
+    lake = exporting_lake
+    lake.replace_where("t", frame(spark, _rows(D1)), {"as_of_date": D1}, ["as_of_date"])
+    lake.replace_where("t", frame(spark, _rows(D2, "y")), {"as_of_date": D2})
+    export = lake.export_partition("t", {"as_of_date": D1}, tmp_path / "out")
+    assert (export.table, export.version, export.rows) == ("t", 1, 3)
+    assert export.files and all(f.parent == tmp_path / "out" and f.name.startswith("part-")
+                                and f.suffix == ".parquet" for f in export.files)
+    assert [(f.name, f.dataType) for f in export.schema] == [(f.name, f.dataType) for f in SCHEMA]
+    parquet = pq.ParquetFile(export.files[0])
+    assert parquet.schema_arrow.names == [f.name for f in SCHEMA]
+    assert [str(t) for t in parquet.schema_arrow.types] == [
+        "string", "date32[day]", "decimal128(18, 2)", "timestamp[us, tz=UTC]", "int64"]
+    booked_at = parquet.schema.column(3)
+    assert booked_at.physical_type == "INT64"  # never Spark's legacy INT96
+    logical = json.loads(booked_at.logical_type.to_json())
+    assert (logical["Type"], logical["isAdjustedToUTC"], logical["timeUnit"]) == (
+        "Timestamp", True, "microseconds")
+    assert _exported(export) == _rows(D1)  # exact decimals, the last microsecond, nulls
+
+
+def test_export_reads_the_pinned_version_and_replaces_the_folder(
+        exporting_lake: Lake, spark: SparkSession, tmp_path: Path) -> None:
+    lake = exporting_lake
+    lake.replace_where("t", frame(spark, _rows(D1)), {"as_of_date": D1}, ["as_of_date"])
+    lake.replace_where("t", frame(spark, _rows(D1, "x")[:1]), {"as_of_date": D1})
+    old = lake.export_partition("t", {"as_of_date": D1}, tmp_path / "out", version=0)
+    assert (old.version, old.rows, [r[0] for r in _exported(old)]) == (0, 3, ["m1", "m2", "m3"])
+    new = lake.export_partition("t", {"as_of_date": D1}, tmp_path / "out")
+    assert (new.version, new.rows, [r[0] for r in _exported(new)]) == (1, 1, ["m1x"])
+    assert sorted((tmp_path / "out").glob("*.parquet")) == list(new.files)
+
+
+def test_export_of_a_range_and_of_an_empty_partition(exporting_lake: Lake, spark: SparkSession,
+                                                     tmp_path: Path) -> None:
+    lake = exporting_lake
+    lake.replace_where("t", frame(spark, _rows(D1) + _rows(D2, "y")),
+                       {"as_of_date": Between(D1, D2)}, ["as_of_date"])
+    both = lake.export_partition("t", {"as_of_date": Between(D1, D2)}, tmp_path / "both")
+    assert both.rows == 6 and len(_exported(both)) == 6
+    empty = lake.export_partition("t", {"as_of_date": dt.date(2026, 4, 1)}, tmp_path / "none")
+    assert (empty.rows, empty.files) == (0, ())
+    assert not list((tmp_path / "none").glob("*.parquet"))
+
+
+def test_export_refuses_unknown_columns_and_tables(exporting_lake: Lake, spark: SparkSession,
+                                                   tmp_path: Path) -> None:
+    lake = exporting_lake
+    with pytest.raises(TableError, match="does not exist"):
+        lake.export_partition("t", {"as_of_date": D1}, tmp_path / "out")
+    lake.replace_where("t", frame(spark, _rows(D1)), {"as_of_date": D1}, ["as_of_date"])
+    with pytest.raises(TableError, match="has no column 'day'"):
+        lake.export_partition("t", {"day": D1}, tmp_path / "out")

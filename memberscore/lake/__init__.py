@@ -15,6 +15,7 @@ from memberscore.lake.base import (
     Commit,
     HistoryEntry,
     Lake,
+    PartitionExport,
     PartitionFilter,
     PartitionValue,
 )
@@ -26,7 +27,8 @@ if TYPE_CHECKING:
     from memberscore.config import LakeSettings
 
 __all__ = [
-    "Between", "Commit", "HistoryEntry", "Lake", "PartitionFilter", "PartitionValue",
+    "Between", "Commit", "HistoryEntry", "Lake", "PartitionExport", "PartitionFilter",
+    "PartitionValue",
     "open_lake", "resolve_backend",
 ]
 

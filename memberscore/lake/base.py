@@ -13,21 +13,28 @@ Every write is one Delta commit, so a reader sees all of it or none of it:
 - `append` adds rows.
 A write that loses a race with another writer raises TableConflictError and leaves
 the table as the other writer left it.
+
+`export_partition` writes one partition of one version as Parquet files, for loading
+elsewhere (the Snowflake publish): in Spark by default, without Spark on delta-rs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import secrets
+import shutil
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memberscore.errors import TableError
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
     from pyspark.sql.types import StructType
 
 PartitionValue = str | int | dt.date | bool | Decimal
@@ -60,6 +67,21 @@ class Commit:
     version: int
     rows_written: int
     operation: str
+
+
+EXPORT_ROWS_PER_FILE = 1_000_000
+
+
+@dataclass(frozen=True)
+class PartitionExport:
+    """What `export_partition` wrote: the version read, its rows and files, and the
+    table's schema at that version (column order and types of the files)."""
+
+    table: str
+    version: int
+    rows: int
+    files: tuple[Path, ...]
+    schema: StructType
 
 
 @dataclass(frozen=True)
@@ -137,12 +159,87 @@ class Lake(ABC):
             return self.read(table)
         return self.spark.createDataFrame([], schema)
 
+    def export_partition(self, table: str, where: Mapping[str, PartitionFilter],
+                         folder: Path, *, version: int | None = None,
+                         rows_per_file: int = EXPORT_ROWS_PER_FILE) -> PartitionExport:
+        """Write the rows of `table` matching `where` (as in `replace_where`), at `version`
+        (default: the current one, which the result records), as Parquet files
+        `part-*.parquet` in `folder`, which is replaced.  No rows: no files.
+
+        The files hold the table's columns in its order with its types: decimals stay
+        decimals, dates dates, and timestamps are INT64 TIMESTAMP_MICROS adjusted to UTC
+        (never Spark's legacy INT96).  `folder` must be readable by this process (the
+        publisher PUTs the files from it).  This default runs in Spark (delta-spark,
+        Databricks); the delta-rs backend exports without Spark.
+        """
+        from pyspark.sql import Observation
+        from pyspark.sql import functions as F
+
+        self._require(table)
+        pinned = self.version(table) if version is None else version
+        assert pinned is not None
+        frame = self.read(table, version=pinned)
+        condition = _spark_condition(table, frame.columns, where)
+        folder = Path(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        observation = Observation(f"export_{table}_{secrets.token_hex(4)}")
+        with _parquet_timestamps_as_micros(self.spark):
+            (frame.where(condition)
+             .observe(observation, F.count(F.lit(1)).alias("rows"))
+             .write.mode("overwrite")
+             .option("maxRecordsPerFile", rows_per_file)
+             .parquet(str(folder)))
+        rows = int(observation.get["rows"])
+        files = tuple(sorted(folder.glob("part-*.parquet")))
+        if rows == 0:  # Spark writes one file with the schema and no rows
+            for path in files:
+                path.unlink()
+            files = ()
+        return PartitionExport(table, pinned, rows, files, frame.schema)
+
     def _require(self, table: str) -> None:
         if not self.exists(table):
             raise TableError(
                 f"table {table!r} does not exist at {self.location(table)}; "
                 "run the job that produces it first"
             )
+
+
+def _spark_condition(table: str, columns: Sequence[str],
+                     where: Mapping[str, PartitionFilter]) -> Column:
+    """The Spark filter for `where` (column = value, or in a `Between`; ANDed)."""
+    from pyspark.sql import functions as F
+
+    if not where:
+        raise TableError(f"exporting {table!r} needs at least one column = value condition")
+    condition = None
+    for column, value in where.items():
+        validate_identifier(column)
+        if column not in columns:
+            raise TableError(f"table {table!r} has no column {column!r} "
+                             f"(columns: {', '.join(columns)})")
+        part = (F.col(column).between(F.lit(value.low), F.lit(value.high))
+                if isinstance(value, Between) else F.col(column) == F.lit(value))
+        condition = part if condition is None else condition & part
+    assert condition is not None
+    return condition
+
+
+@contextlib.contextmanager
+def _parquet_timestamps_as_micros(spark: SparkSession) -> Iterator[None]:
+    """Spark writes timestamps as legacy INT96 by default; Snowflake and DuckDB read
+    TIMESTAMP_MICROS (UTC-adjusted) as instants without guessing."""
+    key = "spark.sql.parquet.outputTimestampType"
+    previous = spark.conf.get(key, None)
+    spark.conf.set(key, "TIMESTAMP_MICROS")
+    try:
+        yield
+    finally:
+        if previous is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, previous)
 
 
 def validate_identifier(table: str) -> str:

@@ -2,7 +2,9 @@
 
 Used where Spark has no Delta jars (laptops and CI without Maven access).  Reads stay
 in Spark: delta-rs lists the Parquet files of the requested version and Spark reads
-them itself, with the declared schema, so nothing is collected to the driver.  Writes
+them itself, with the declared schema, so nothing is collected to the driver.
+`export_partition` needs no Spark: delta-rs picks the version's files of the
+partition, pyarrow filters the rows and writes them, a batch at a time.  Writes
 convert the Spark frame to Arrow on the driver and commit it with delta-rs; one
 write is one Delta commit with optimistic concurrency, so a lost race raises
 TableConflictError and writes nothing.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,10 +24,12 @@ import pyarrow.compute as pc
 
 from memberscore.errors import TableConflictError, TableError
 from memberscore.lake.base import (
+    EXPORT_ROWS_PER_FILE,
     Between,
     Commit,
     HistoryEntry,
     Lake,
+    PartitionExport,
     PartitionFilter,
     validate_identifier,
     where_sql,
@@ -105,6 +110,42 @@ class DeltaRsLake(Lake):
             )
             for e in entries
         ]
+
+    def export_partition(self, table: str, where: Mapping[str, PartitionFilter],
+                         folder: Path, *, version: int | None = None,
+                         rows_per_file: int = EXPORT_ROWS_PER_FILE) -> PartitionExport:
+        """See `Lake.export_partition`; here without Spark.  delta-rs lists the files of
+        the version that can hold `where` (exact on partition columns), pyarrow reads
+        only those, keeps the matching rows and streams them to Parquet."""
+        import pyarrow.dataset as ds
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        delta = self._table(table, version)
+        pinned = int(delta.version())
+        schema = pa.schema(delta.schema().to_arrow())
+        condition = _arrow_condition(table, schema, where)
+        try:
+            dataset = delta.to_pyarrow_dataset(file_pruning_predicate=where_sql(where))
+        except Exception as exc:  # e.g. a reader feature pyarrow datasets lack
+            raise TableError(f"cannot export {table!r} version {pinned} with delta-rs: "
+                             f"{str(exc).splitlines()[0] if str(exc) else exc!r}") from exc
+        folder = Path(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        written: list[Any] = []
+        ds.write_dataset(
+            dataset.scanner(filter=condition), folder, format="parquet",
+            basename_template="part-{i}.parquet",
+            max_rows_per_file=rows_per_file,
+            max_rows_per_group=min(rows_per_file, 1 << 20),
+            file_options=ds.ParquetFileFormat().make_write_options(
+                coerce_timestamps="us", allow_truncated_timestamps=False),
+            file_visitor=written.append,
+            existing_data_behavior="overwrite_or_ignore",
+        )
+        rows = sum(int(w.metadata.num_rows) for w in written)
+        files = tuple(sorted(Path(w.path) for w in written))
+        return PartitionExport(table, pinned, rows, files, from_arrow_schema(schema))
 
     # ------------------------------------------------------------------ writes
 
@@ -219,6 +260,26 @@ class DeltaRsLake(Lake):
         except Exception as exc:
             raise _translate(table, exc) from exc
         return Commit(table, int(delta.version()), data.num_rows, operation)
+
+
+def _arrow_condition(table: str, schema: pa.Schema,
+                     where: Mapping[str, PartitionFilter]) -> pc.Expression:
+    """The pyarrow filter for `where` (column = value, or in a `Between`; ANDed)."""
+    if not where:
+        raise TableError(f"exporting {table!r} needs at least one column = value condition")
+    condition = None
+    for column, value in where.items():
+        validate_identifier(column)
+        if column not in schema.names:
+            raise TableError(f"table {table!r} has no column {column!r} "
+                             f"(columns: {', '.join(schema.names)})")
+        kind = schema.field(column).type
+        field = pc.field(column)
+        part = ((field >= pa.scalar(value.low, kind)) & (field <= pa.scalar(value.high, kind))
+                if isinstance(value, Between) else field == pa.scalar(value, kind))
+        condition = part if condition is None else condition & part
+    assert condition is not None
+    return condition
 
 
 def _nullable(schema: pa.Schema) -> pa.Schema:

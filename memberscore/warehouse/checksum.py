@@ -1,6 +1,6 @@
 """The day checksum that reconciles a lake table with its Snowflake copy.
 
-Both sides compute, for the rows of one day:
+Every engine computes, for the rows of one day:
 - `rows`: the row count;
 - `keysum`: the sum, over rows, of an integer taken from the MD5 of the row's
   canonical key string.
@@ -8,28 +8,38 @@ Both sides compute, for the rows of one day:
 The canonical key string joins the key columns' text forms with the unit separator
 (U+001F), a null key becoming the record separator (U+001E): strings as they are,
 dates as `YYYY-MM-DD`, integers and booleans in their plain text.  The integer is
-the last 14 hex digits of the lower-case MD5 hex digest (56 bits), so a row adds
-less than 2**56 and a day of a billion rows stays far inside NUMBER(38, 0).
+the last 14 hex digits of the lower-case MD5 hex digest (56 bits: the low 7 bytes
+of the digest read big-endian), so a row adds less than 2**56 and a day of a
+billion rows stays far inside NUMBER(38, 0).
 
 Why this shape: Snowflake's HASH and Spark's hash are different functions, so
 neither can be used; MD5 of the same UTF-8 bytes is identical everywhere.  A sum is
-order-independent (no sorting, no shuffle) and is one aggregate on each side: Spark
-computes it while writing the Parquet files (an Observation, no extra pass), and
-Snowflake in one query.  A missing, extra, duplicated or altered key changes
-`rows` or `keysum` except with probability about 2**-56.
+order-independent (no sorting, no shuffle) and is one aggregate on each side.  A
+missing, extra, duplicated or altered key changes `rows` or `keysum` except with
+probability about 2**-56.
 
-Snowflake has no hex-to-number function that every engine we run against accepts
-(TO_NUMBER with an 'XX' format is missing from the local warehouse), so the SQL
-reads the 14 digits as 7 bytes: each two-digit pair is found in the list
-'00,01,...,ff', whose position gives its value.  Every step is exact integer
-arithmetic, and the sum comes back as text so no client turns it into a float.
+The three implementations, proven equal by tests (edge values included):
+- Arrow (`arrow_checksum`, `parquet_checksum`): what the publisher computes over the
+  Parquet files it is about to load, exported from one pinned Delta version;
+- Spark (`spark_aggregates`): the same as column aggregates, for checks in Spark;
+- Snowflake (`sql_checksum_query`): `MD5_NUMBER_LOWER64` is the low 8 bytes of the
+  digest read big-endian, so modulo 2**56 it is our integer; one short query with
+  exact NUMBER arithmetic, the sum returned as text so no client turns it into a
+  float.  (The local warehouse translates `MD5_NUMBER_LOWER64` for DuckDB, see
+  `local_server`.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import itertools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -41,7 +51,8 @@ SEPARATOR = "\x1f"
 NULL_TOKEN = "\x1e"
 _DIGITS = 14  # hex digits taken from the digest: 56 bits (7 bytes)
 _FIRST = 32 - _DIGITS + 1  # 1-based position of the first of them
-_BYTES = ",".join(f"{value:02x}" for value in range(256))  # '00,01,...,ff'
+_MODULUS = 2 ** (4 * _DIGITS)  # 2**56
+_TAIL = _DIGITS // 2  # the digest's last 7 bytes
 
 KEY_TYPES = (T.StringType, T.DateType, T.ByteType, T.ShortType, T.IntegerType, T.LongType,
              T.BooleanType)
@@ -61,7 +72,7 @@ class DayChecksum:
 
 
 def check_key_types(schema: T.StructType, keys: Sequence[str], table: str) -> None:
-    """Refuse key columns whose text form could differ between Spark and Snowflake."""
+    """Refuse key columns whose text form could differ between the engines."""
     by_name = {f.name: f for f in schema.fields}
     for key in keys:
         field = by_name.get(key)
@@ -77,11 +88,78 @@ def check_key_types(schema: T.StructType, keys: Sequence[str], table: str) -> No
             )
 
 
+# ------------------------------------------------------------------------ Arrow side
+
+
+def _key_strings(batch: pa.RecordBatch, keys: Sequence[str]) -> pa.Array:
+    """The canonical key string of every row, as UTF-8 binary."""
+    parts = []
+    for key in keys:
+        column = batch.column(key)
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+                or pa.types.is_date32(column.type) or pa.types.is_integer(column.type)
+                or pa.types.is_boolean(column.type)):
+            raise WarehouseError(
+                f"key column {key!r} has Arrow type {column.type}; reconciliation supports "
+                "string, date, integer and boolean keys"
+            )
+        # Arrow's text forms are Spark's and Snowflake's: 2026-03-31, -42, true.
+        parts.append(pc.fill_null(pc.cast(column, pa.string()), NULL_TOKEN))
+    joined = parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, SEPARATOR)
+    return pc.cast(joined, pa.large_binary())
+
+
+def _keysum(strings: pa.Array) -> int:
+    """Sum of the 56-bit integers of the MD5s of `strings` (no nulls), exact."""
+    if len(strings) == 0:
+        return 0
+    # Slice the values out of Arrow's buffers: much faster than to_pylist().
+    _, offsets_buffer, data_buffer = strings.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[
+        strings.offset:strings.offset + len(strings) + 1].tolist()
+    data = data_buffer.to_pybytes() if data_buffer is not None else b""
+    md5 = hashlib.md5
+    digests = b"".join([md5(data[start:end]).digest()
+                        for start, end in itertools.pairwise(offsets)])
+    tail = np.frombuffer(digests, dtype=np.uint8).reshape(-1, 16)[:, 16 - _TAIL:]
+    tail = tail.astype(np.int64)
+    # Two 28-bit halves summed in int64 stay exact for up to 2**35 rows per call.
+    high = (tail[:, 0] << 20) | (tail[:, 1] << 12) | (tail[:, 2] << 4) | (tail[:, 3] >> 4)
+    low = ((tail[:, 3] & 0x0F) << 24) | (tail[:, 4] << 16) | (tail[:, 5] << 8) | tail[:, 6]
+    return (int(high.sum()) << 28) + int(low.sum())
+
+
+def arrow_checksum(batches: Iterable[pa.RecordBatch | pa.Table],
+                   keys: Sequence[str]) -> DayChecksum:
+    """The checksum of the rows of `batches` (all of them: filter the day first)."""
+    rows = keysum = 0
+    for item in batches:
+        for batch in item.to_batches() if isinstance(item, pa.Table) else (item,):
+            rows += batch.num_rows
+            if batch.num_rows:
+                keysum += _keysum(_key_strings(batch, keys))
+    return DayChecksum(rows, keysum)
+
+
+def parquet_checksum(files: Sequence[Path], keys: Sequence[str],
+                     batch_rows: int = 1 << 20) -> DayChecksum:
+    """The checksum of the rows in Parquet `files`, reading only the key columns a
+    batch at a time (memory stays bounded on a large day)."""
+    import pyarrow.parquet as pq
+
+    def batches() -> Iterable[pa.RecordBatch]:
+        for path in files:
+            with pq.ParquetFile(path) as parquet:
+                yield from parquet.iter_batches(batch_size=batch_rows, columns=list(keys))
+
+    return arrow_checksum(batches(), keys)
+
+
 # ------------------------------------------------------------------------ Spark side
 
 
 def spark_key_value(keys: Sequence[str]) -> Column:
-    """Per row: the 60-bit integer from the MD5 of the canonical key string."""
+    """Per row: the 56-bit integer from the MD5 of the canonical key string."""
     parts = [F.coalesce(F.col(k).cast("string"), F.lit(NULL_TOKEN)) for k in keys]
     digest = F.md5(F.concat_ws(SEPARATOR, *parts))
     return F.conv(F.substring(digest, _FIRST, _DIGITS), 16, 10).cast(T.DecimalType(20, 0))
@@ -99,11 +177,6 @@ def spark_aggregates(keys: Sequence[str]) -> list[Column]:
 # -------------------------------------------------------------------- Snowflake side
 
 
-def _byte(position: int) -> str:
-    """SQL for the value of the hex pair at `position` of H: its place in '00,...,ff'."""
-    return f"CAST((POSITION(SUBSTR(H, {position}, 2), '{_BYTES}') - 1) / 3 AS BIGINT)"
-
-
 def sql_checksum_query(table: str, keys: Sequence[str], date_column: str) -> str:
     """One query returning (rows, keysum as text) for the day bound to its `?`.
 
@@ -113,13 +186,10 @@ def sql_checksum_query(table: str, keys: Sequence[str], date_column: str) -> str
     canonical = f" || CHR({ord(SEPARATOR)}) || ".join(
         f"COALESCE(TO_VARCHAR({k}), CHR({ord(NULL_TOKEN)}))" for k in keys
     )
-    value = " + ".join(
-        f"{_byte(p)} * {256 ** ((31 - p) // 2)}" for p in range(_FIRST, 33, 2)
-    )
     return (
-        f"SELECT COUNT(*) AS ROW_COUNT, "
-        f"TO_VARCHAR(SUM(CAST({value} AS NUMBER(38, 0)))) AS KEYSUM "
-        f"FROM (SELECT MD5({canonical}) AS H FROM {table} WHERE {date_column} = ?)"
+        f"SELECT COUNT(*) AS ROW_COUNT, TO_VARCHAR(SUM(CAST(MOD(MD5_NUMBER_LOWER64("
+        f"{canonical}), {_MODULUS}) AS NUMBER(38, 0)))) AS KEYSUM "
+        f"FROM {table} WHERE {date_column} = ?"
     )
 
 

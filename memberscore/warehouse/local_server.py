@@ -22,9 +22,15 @@ has that transaction rolled back and the session closed, as Snowflake does with 
 sessions.  Without this, rows held by a dead client would block every rerun (DuckDB
 reports a write-write conflict instead of waiting).
 
-Two fakesnow 0.12 gaps are closed here, both limited to this server: stage files are
-kept under `<warehouse>/stage/` (not a temp folder that is never cleaned), and null
-TIMESTAMP values are sent as nulls (fakesnow sends them as 1970-01-01).
+Three fakesnow 0.12 gaps are closed here, all limited to this server: stage files are
+kept under `<warehouse>/stage/` (not a temp folder that is never cleaned), null
+TIMESTAMP values are sent as nulls (fakesnow sends them as 1970-01-01), and
+Snowflake's `MD5_NUMBER_LOWER64` (the reconciliation checksum uses it) is translated
+for DuckDB, which lacks it.
+
+The listening socket is created as a TCP socket (`IPPROTO_TCP`) so that asyncio sets
+TCP_NODELAY on accepted connections: without it every response's body waited for
+the client's delayed ACK (about 40 ms per statement, most of a short statement's time).
 
 The server listens on loopback only: it has no authentication.
 """
@@ -266,6 +272,21 @@ def _send_timestamp_nulls() -> None:
     fs_arrow.timestamp_to_sf_struct = with_nulls
 
 
+def _translate_md5_number_lower64() -> None:
+    """Snowflake's MD5_NUMBER_LOWER64(s) is the digest's low 8 bytes read big-endian, an
+    unsigned 64-bit integer: for DuckDB, the last 16 hex digits of md5(s) cast from
+    hex.  (DuckDB's own md5_number_lower reads the bytes little-endian: a different
+    number.)  Idempotent; affects sqlglot's DuckDB output in this process only."""
+    from sqlglot import exp
+    from sqlglot.generators.duckdb import DuckDBGenerator
+
+    def lower64(generator: Any, expression: exp.Expression) -> str:
+        return (f"CAST('0x' || SUBSTRING(MD5({generator.sql(expression, 'this')}), 17) "
+                "AS UBIGINT)")
+
+    DuckDBGenerator.TRANSFORMS[exp.MD5NumberLower64] = lower64
+
+
 def _use_stage_folder(folder: Path) -> None:
     """Keep internal-stage files under the warehouse folder (cleaned at start and stop)."""
     import fakesnow.transforms.stage as fs_stage
@@ -335,6 +356,7 @@ class LocalServer:
         warnings.filterwarnings("ignore", message="Arrow output on a DB-API result",
                                 category=UserWarning)
         _send_timestamp_nulls()
+        _translate_md5_number_lower64()
         _use_stage_folder(directory / STAGE_DIR)
         fake = FakeSnow(db_path=directory)
         try:
@@ -361,7 +383,9 @@ class LocalServer:
         fs_server.shared_fs = fake
         fs_server.sessions.clear()
         watch = _SessionWatch(fs_server.app, fs_server.sessions, idle_transaction_seconds)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets whose proto
+        # says TCP, and accepted sockets inherit it (see the module docstring).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         try:
             sock.bind((host, port or 0))
         except OSError as exc:

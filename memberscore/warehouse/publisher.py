@@ -2,39 +2,50 @@
 
 For each table, in two phases:
 
-1. Lake (Spark), for every table before Snowflake is touched: pin the table's Delta
-   version, write the day's rows as Parquet files into a spool folder, and compute
-   the day's row count and key checksum in the same pass (a Spark Observation).  A
-   missing table or an empty day fails here, so nothing is published when any table
-   is not ready.
-2. Warehouse, one table at a time: create the target when missing (types from the
-   Delta schema, `typemap`), PUT the files to the named internal stage
-   MEMBERSCORE_PUBLISH, COPY them into a staging table and check its count and
-   checksum, then in ONE transaction delete the day from the target, insert the
-   staging rows, and replace the table-day's PUBLISH_LOG row.  After COMMIT the
-   target's day is reconciled against the lake (count + checksum); a mismatch raises
-   WarehouseError.  The staging table is dropped and the stage path removed whatever
-   happens.
+1. Lake, for every table before Snowflake is touched: the lake exports the day's
+   rows of the table's current Delta version (which is recorded) as Parquet files
+   into a spool folder (`Lake.export_partition`: without Spark on delta-rs, in Spark
+   on delta-spark), and the publisher computes the day's row count and key checksum
+   from those files (`checksum.parquet_checksum`: the key columns only), so what is
+   reconciled is exactly what is loaded.  A missing table or an empty day fails
+   here, so nothing is published when any table is not ready.
+2. Warehouse, one table at a time, on one session:
+   - one INFORMATION_SCHEMA query reads the target's and PUBLISH_LOG's columns; the
+     target is created when missing (types from the Delta schema, `typemap`) or
+     gains lake columns it lacks; PUBLISH_LOG and the named internal stage
+     MEMBERSCORE_PUBLISH are created once per session when needed;
+   - a transient staging table with the target's columns is created, the files are
+     PUT to the stage and COPYed into it; COPY's own result must report every file
+     loaded and the lake's row count;
+   - ONE transaction: delete the day from the target, insert the staging rows (the
+     inserted count must be the lake's), replace the table-day's PUBLISH_LOG row,
+     then compute the target day's count and key checksum inside the transaction:
+     anything but the lake's rolls back, so wrong rows are never committed;
+   - after COMMIT the committed day is reconciled against the lake (count +
+     checksum); a mismatch (another writer) raises WarehouseError;
+   - the staging table is dropped and the stage path removed whatever happens.
 
 A failure or a kill at any point before COMMIT leaves the target and PUBLISH_LOG as
 they were (the transaction never committed); a rerun publishes the day again.  Each
 table-day is its own transaction: when the second table fails, the first stays
 published (complete, logged) and the rerun replaces it with the same rows.
+
+Per-step seconds are kept in `PublishedDay.seconds` (export, checksum, schema, stage,
+put, copy, transaction, reconcile, cleanup).
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 import secrets
 import shutil
 import time
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from memberscore.errors import ConfigError, InputError, TableError, WarehouseError
 from memberscore.tables import OUTPUT_TABLES, TableSpec
@@ -42,7 +53,7 @@ from memberscore.warehouse.checksum import (
     DayChecksum,
     check_key_types,
     from_sql_row,
-    spark_aggregates,
+    parquet_checksum,
     sql_checksum_query,
 )
 from memberscore.warehouse.faults import FaultHook, FaultPoint
@@ -129,6 +140,7 @@ class PreparedDay:
     spool: Path
     files: tuple[Path, ...]
     expected: DayChecksum
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -147,29 +159,30 @@ class PublishedDay:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-@contextlib.contextmanager
-def _parquet_timestamps_as_micros(spark: SparkSession) -> Iterator[None]:
-    """Spark writes timestamps as legacy INT96 by default; Snowflake and DuckDB read
-    TIMESTAMP_MICROS (UTC-adjusted) as instants without guessing."""
-    key = "spark.sql.parquet.outputTimestampType"
-    previous = spark.conf.get(key, None)
-    spark.conf.set(key, "TIMESTAMP_MICROS")
-    try:
-        yield
-    finally:
-        if previous is None:
-            spark.conf.unset(key)
-        else:
-            spark.conf.set(key, previous)
+class _Laps:
+    """Seconds per step, rounded to the millisecond."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._clock = time.monotonic()
+
+    def __call__(self, step: str) -> None:
+        now = time.monotonic()
+        self.seconds[step] = round(self.seconds.get(step, 0.0) + now - self._clock, 3)
+        self._clock = now
+
+
+# COPY's result columns, the same in Snowflake and the local warehouse:
+# file, status, rows_parsed, rows_loaded, error_limit, errors_seen, first_error, ...
+_COPY_STATUS, _COPY_ROWS_LOADED, _COPY_FIRST_ERROR = 1, 3, 6
 
 
 class Publisher:
     """Publishes days of lake tables to one Snowflake schema (see the module doc)."""
 
-    def __init__(self, lake: Lake, spark: SparkSession, *, spool_root: Path, run_id: str,
+    def __init__(self, lake: Lake, *, spool_root: Path, run_id: str,
                  fault_hook: FaultHook | None = None) -> None:
         self.lake = lake
-        self.spark = spark
         self.spool_root = spool_root
         self.run_id = run_id
         self._run_path = run_id_path_part(run_id)
@@ -180,9 +193,6 @@ class Publisher:
 
     def prepare(self, table: str, day: dt.date) -> PreparedDay:
         """Write the day's rows of `table` to the spool; TableError when there are none."""
-        from pyspark.sql import Observation
-        from pyspark.sql import functions as F
-
         spec = OUTPUT_TABLES[table]
         if not self.lake.exists(table):
             raise NothingToPublishError(
@@ -190,44 +200,41 @@ class Publisher:
                 f"{day} cannot be published; run the job that produces it first, or "
                 "leave it out with --table"
             )
-        version = self.lake.version(table)
-        assert version is not None
-        frame = self.lake.read(table, version=version)
-        if spec.date_column not in frame.columns:
-            raise TableError(f"lake table {table!r} has no date column {spec.date_column!r}")
-        check_key_types(frame.schema, spec.keys, table)
-        columns = tuple(columns_for(frame.schema, table))
-        day_rows = frame.where(F.col(spec.date_column) == F.lit(day))
         spool = self.spool_root / f"{self._run_path}-{table}-{day.isoformat()}"
-        shutil.rmtree(spool, ignore_errors=True)
-        spool.parent.mkdir(parents=True, exist_ok=True)
         if "'" in str(spool):
             raise WarehouseError(f"the spool folder {spool} contains a quote; use another home")
-        observation = Observation(f"publish_{table}_{secrets.token_hex(4)}")
-        start = time.monotonic()
-        with _parquet_timestamps_as_micros(self.spark):
-            (day_rows.observe(observation, *spark_aggregates(spec.keys))
-             .write.mode("overwrite")
-             .option("maxRecordsPerFile", ROWS_PER_FILE)
-             .parquet(str(spool)))
-        metrics = observation.get
-        expected = DayChecksum(int(metrics["rows"]), int(metrics["keysum"]))
-        if expected.rows == 0:
+        laps = _Laps()
+        try:
+            export = self.lake.export_partition(table, {spec.date_column: day}, spool,
+                                                rows_per_file=ROWS_PER_FILE)
+            laps("export")
+            if export.rows == 0:
+                raise NothingToPublishError(
+                    f"lake table {table!r} (version {export.version}) has no rows for {day}; "
+                    f"nothing was published. Run the job that produces {table} for {day} "
+                    "first, or leave it out with --table"
+                )
+            check_key_types(export.schema, spec.keys, table)
+            columns = tuple(columns_for(export.schema, table))
+            expected = parquet_checksum(export.files, spec.keys)
+            laps("checksum")
+            if expected.rows != export.rows:
+                raise TableError(
+                    f"the spool files of {table} {day} hold {expected.rows} rows but the lake "
+                    f"exported {export.rows} from version {export.version}; nothing was "
+                    f"published: check the free space and permissions of {self.spool_root}"
+                )
+        except BaseException:
             shutil.rmtree(spool, ignore_errors=True)
-            raise NothingToPublishError(
-                f"lake table {table!r} (version {version}) has no rows for {day}; "
-                f"nothing was published. Run the job that produces {table} for {day} "
-                "first, or leave it out with --table"
-            )
-        files = tuple(sorted(spool.glob("part-*.parquet")))
-        log.info("spooled %s %s: %d rows in %d file(s), lake version %d, %.1fs",
-                 table, day, expected.rows, len(files), version, time.monotonic() - start)
+            raise
+        log.info("spooled %s %s: %d rows in %d file(s), lake version %d, %s", table, day,
+                 expected.rows, len(export.files), export.version, laps.seconds)
         return PreparedDay(
             table=table, target=identifier(table, "table name"), spec=spec, day=day,
-            lake_version=version, columns=columns,
+            lake_version=export.version, columns=columns,
             keys=tuple(identifier(k, f"key of {table}") for k in spec.keys),
             date_column=identifier(spec.date_column, f"date column of {table}"),
-            spool=spool, files=files, expected=expected,
+            spool=spool, files=export.files, expected=expected, seconds=laps.seconds,
         )
 
     def discard(self, prepared: PreparedDay) -> None:
@@ -242,20 +249,23 @@ class Publisher:
             self.fault_hook(point, prepared.target, conn)
 
     def _existing_columns(self, conn: WarehouseConnection,
-                          target: str) -> dict[str, ExistingColumn]:
+                          tables: Sequence[str]) -> dict[str, dict[str, ExistingColumn]]:
+        """The columns of each of `tables` that exists, by table: one query for all."""
+        marks = ", ".join("?" for _ in tables)
         rows = conn.execute(
-            "SELECT COLUMN_NAME, DATA_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE "
-            "FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? "
-            "ORDER BY ORDINAL_POSITION",
-            [conn.spec.schema, target], what=f"read the columns of {target}",
+            "SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE "
+            f"FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME IN ({marks}) "
+            "ORDER BY TABLE_NAME, ORDINAL_POSITION",
+            [conn.spec.schema, *tables], what=f"read the columns of {', '.join(tables)}",
         )
-        return {
-            str(name).upper(): ExistingColumn(
+        found: dict[str, dict[str, ExistingColumn]] = {}
+        for table, name, dtype, precision, scale in rows:
+            column = ExistingColumn(
                 str(name).upper(), str(dtype),
                 None if precision is None else int(precision),
                 None if scale is None else int(scale))
-            for name, dtype, precision, scale in rows
-        }
+            found.setdefault(str(table).upper(), {})[column.name] = column
+        return found
 
     def _target_columns(self, prepared: PreparedDay) -> list[Column]:
         """Keys and the date column are NOT NULL in Snowflake; the rest may be null (so
@@ -266,8 +276,15 @@ class Publisher:
 
     def ensure_target(self, conn: WarehouseConnection,
                       prepared: PreparedDay) -> tuple[bool, tuple[str, ...]]:
-        """Create the target when missing, add lake columns it lacks; (created, added)."""
-        existing = self._existing_columns(conn, prepared.target)
+        """Create the target when missing, add lake columns it lacks; (created, added).
+        Also creates PUBLISH_LOG and the stage when this session has not seen them."""
+        known = self._existing_columns(conn, (prepared.target, LOG_TABLE))
+        if conn not in self._ready:  # once per session
+            if LOG_TABLE not in known:
+                conn.execute(LOG_TABLE_DDL, what=f"create table {LOG_TABLE}")
+            conn.execute(f"CREATE STAGE IF NOT EXISTS {STAGE}", what=f"create stage {STAGE}")
+            self._ready.add(conn)
+        existing = known.get(prepared.target)
         if not existing:
             conn.execute(create_table_sql(prepared.target, self._target_columns(prepared)),
                          what=f"create table {prepared.target}")
@@ -288,35 +305,40 @@ class Publisher:
                             [prepared.day], what=what)
         return from_sql_row(rows[0] if rows else None)
 
+    def _check_copy(self, prepared: PreparedDay, staging: str,
+                    result: list[tuple[Any, ...]]) -> None:
+        """COPY's result must list every spooled file as LOADED and the lake's rows."""
+        loaded = [r for r in result if len(r) > _COPY_ROWS_LOADED]
+        failed = [r for r in loaded if str(r[_COPY_STATUS]).upper() != "LOADED"]
+        rows = sum(int(r[_COPY_ROWS_LOADED] or 0) for r in loaded)
+        if failed or len(loaded) != len(prepared.files) or rows != prepared.expected.rows:
+            first = next((str(r[_COPY_FIRST_ERROR]) for r in failed
+                          if len(r) > _COPY_FIRST_ERROR and r[_COPY_FIRST_ERROR]), "")
+            raise WarehouseError(
+                f"COPY of {prepared.target} {prepared.day} into {staging} loaded {rows} rows "
+                f"from {len(loaded) - len(failed)} of {len(prepared.files)} file(s), expected "
+                f"{prepared.expected.rows}{f' ({first})' if first else ''}; the target is "
+                "unchanged, re-run publish"
+            )
+
     def publish(self, conn: WarehouseConnection, prepared: PreparedDay) -> PublishedDay:
         """Load, swap in one transaction, log, reconcile; see the module docstring."""
         target, day = prepared.target, prepared.day
-        timings: dict[str, float] = {}
-        clock = time.monotonic()
-
-        def lap(name: str) -> None:
-            nonlocal clock
-            now = time.monotonic()
-            timings[name] = round(now - clock, 3)
-            clock = now
-
+        laps = _Laps()
         created, added = self.ensure_target(conn, prepared)
-        if conn not in self._ready:  # once per session
-            conn.execute(LOG_TABLE_DDL, what=f"create table {LOG_TABLE}")
-            conn.execute(f"CREATE STAGE IF NOT EXISTS {STAGE}", what=f"create stage {STAGE}")
-            self._ready.add(conn)
         staging = f"{target}__STAGING_{day:%Y%m%d}"
         stage_path = (f"{prepared.table}/{day.isoformat()}/{self._run_path}-"
                       f"{secrets.token_hex(4)}")
         names = ", ".join(c.name for c in prepared.columns)
         copied = False
-        lap("prepare_schema")
+        laps("schema")
         try:
-            # Staging columns are all nullable: a null where the target forbids it fails
-            # the INSERT inside the transaction, which then rolls back.
-            landing = [Column(c.source, c.name, c.type, True) for c in prepared.columns]
-            conn.execute(create_table_sql(staging, landing, replace=True),
+            # The target's column types (just checked against the lake).  Transient: a
+            # staging table needs no Time Travel or Fail-safe copies.
+            conn.execute(f"CREATE OR REPLACE TRANSIENT TABLE {staging} AS "
+                         f"SELECT {names} FROM {target} LIMIT 0",
                          what=f"create staging table {staging}")
+            laps("stage")
             uploaded = conn.execute(
                 f"PUT 'file://{prepared.spool}/part-*.parquet' @{STAGE}/{stage_path}/ "
                 "AUTO_COMPRESS = FALSE OVERWRITE = TRUE",
@@ -328,22 +350,15 @@ class Publisher:
                     f"{len(uploaded) - len(failed)} uploaded; the target is unchanged, "
                     "re-run publish"
                 )
-            lap("put")
-            conn.execute(
+            laps("put")
+            result = conn.execute(
                 f"COPY INTO {staging} FROM @{STAGE}/{stage_path}/ "
                 "FILE_FORMAT = (TYPE = PARQUET) MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE "
                 "PURGE = TRUE FORCE = TRUE",
                 what=f"COPY {target} {day} into {staging}")
             copied = True
-            lap("copy")
-            staged = self.checksum(conn, staging, prepared, f"checksum {staging}")
-            if staged != prepared.expected:
-                raise WarehouseError(
-                    f"staging table {staging} holds {staged.rows} rows ({staged.text}) but "
-                    f"the lake's {prepared.table} {day} has {prepared.expected.rows} "
-                    f"({prepared.expected.text}); the target is unchanged, re-run publish"
-                )
-            lap("verify_staging")
+            self._check_copy(prepared, staging, result)
+            laps("copy")
             self._fault(FaultPoint.AFTER_COPY, prepared, conn)
             published_at = dt.datetime.now(dt.UTC)
             with conn.transaction(f"publish {target} {day}"):
@@ -367,8 +382,18 @@ class Publisher:
                     [self.run_id, target, day, prepared.expected.rows,
                      prepared.expected.text, ("TIMESTAMP_TZ", published_at)],
                     what=f"insert the {LOG_TABLE} row of {target} {day}")
+                # The day as it would be committed: wrong keys roll back here, before
+                # anyone can read them.
+                swapped = self.checksum(conn, target, prepared, f"verify {target} {day}")
+                if swapped != prepared.expected:
+                    raise WarehouseError(
+                        f"{target} {day} would hold {swapped.rows} rows ({swapped.text}) but "
+                        f"the lake's {prepared.table} version {prepared.lake_version} has "
+                        f"{prepared.expected.rows} ({prepared.expected.text}); rolled back, "
+                        "the target is unchanged"
+                    )
                 self._fault(FaultPoint.BEFORE_COMMIT, prepared, conn)
-            lap("transaction")
+            laps("transaction")
             self._fault(FaultPoint.AFTER_COMMIT, prepared, conn)
             actual = self.checksum(conn, target, prepared, f"reconcile {target} {day}")
             if actual != prepared.expected:
@@ -380,16 +405,17 @@ class Publisher:
                     f"match: something else changed {target}; re-run publish for {day} and "
                     f"find the other writer"
                 )
-            lap("reconcile")
+            laps("reconcile")
         finally:
             self._cleanup(conn, staging, None if copied else stage_path)
+        laps("cleanup")
         log.info("published %s %s: %d rows (replaced %d), %s, reconciled", target, day,
                  prepared.expected.rows, replaced, prepared.expected.text)
         return PublishedDay(
             table=prepared.table, target=target, day=day, rows=prepared.expected.rows,
             replaced_rows=replaced, checksum=prepared.expected.text,
             lake_version=prepared.lake_version, created=created, added_columns=added,
-            seconds=timings,
+            seconds={**prepared.seconds, **laps.seconds},
         )
 
     def _cleanup(self, conn: WarehouseConnection, staging: str,
@@ -426,10 +452,13 @@ def publish_tables(settings: Settings, lake: Lake, spark: SparkSession, *,
     Optional tables without rows for the day are skipped and reported.
 
     The job calls this; tests call it with a `fault_hook` to stop at a chosen step.
+    `spark` is not used (the lake exports with its own session when it needs one); it
+    stays in the signature for the callers.
     """
     from memberscore.warehouse.session import open_warehouse
 
-    publisher = Publisher(lake, spark, spool_root=warehouse_dir / "spool", run_id=run_id,
+    del spark
+    publisher = Publisher(lake, spool_root=warehouse_dir / "spool", run_id=run_id,
                           fault_hook=fault_hook)
     prepared: list[PreparedDay] = []
     skipped: list[tuple[str, str]] = []
