@@ -8,6 +8,11 @@ table was built from the same inputs are skipped (unless --force).  The other da
 snapshots are computed together from the tiles and written one day per commit, each
 followed by its build-log row, so an interrupted backfill resumes where it stopped
 and a reader never sees half a day.
+
+Backfilled days are NOT validated (a suite run per day would cost more than the
+day's own build): `score` and `publish` refuse a built day until
+`memberscore validate --run-date D` has passed for it, and a rebuilt day (--force)
+until it has been validated again.  `train` reads snapshots without the gate.
 """
 
 from __future__ import annotations
@@ -129,6 +134,9 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
             + (" (--force rebuilds them)" if done.skipped else ""),
             f"{done.rows} member rows written, {late_total} late row(s) left out across "
             f"the built days, {seconds:.1f}s",
+            *([f"the built days are not validated: score and publish refuse a day until "
+               f"`memberscore validate --run-date D` passed for it (first built "
+               f"{done.built[0]}, last {done.built[-1]})"] if done.built else []),
         ],
     )
 

@@ -5,6 +5,12 @@ Reads bronze_transactions and bronze_members, computes D's snapshot in one pass
 commit, and records the build (with its input fingerprint) in feature_build_log so
 a later backfill can skip D while its inputs are unchanged.  Re-running D gives the
 same feature values; run_id and computed_at say which run wrote them.
+
+Then the snapshot it wrote is validated (the member_features_daily suite, the data
+quality gate): warnings are shown with the job's output; a critical failure fails
+the job (QualityGateError) after the snapshot, its build-log row and the validation
+results are written, so they can be inspected.  `score` and `publish` use D only
+while that validation passed and still describes D's rows.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from memberscore.feature_builds import (
     code_digest,
     cumulative,
 )
+from memberscore.quality import validate_table
 from memberscore.schemas import bronze_table
 from memberscore.tables import MEMBER_FEATURES_DAILY
 from memberscore.transforms.features import (
@@ -113,12 +120,17 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
         rows_written=commit.rows_written, feature_table_version=commit.version,
         job="features", run_id=ctx.run_id, built_at=computed_at,
     )])
+    mark = time.perf_counter()
+    validation = validate_table(ctx, conf.table, day, raise_on_critical=False)
+    timings["validate_seconds"] = time.perf_counter() - mark
     timings["total_seconds"] = time.perf_counter() - started
 
     cutoff = feature_cutoff(day, lateness)
     log.info("features as_of_date=%s members=%d late_rows=%d cutoff=%s version=%d "
              "seconds=%.1f", day, commit.rows_written, late, cutoff.isoformat(),
              commit.version, timings["total_seconds"])
+    # Raised only now: the snapshot, its build-log row and the results are kept.
+    validation.raise_for_critical()
     return JobResult(
         job="features",
         rows={conf.table: commit.rows_written},
@@ -131,13 +143,20 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
             "table_version": commit.version,
             "input_fingerprint": fingerprint.digest,
             "timings": {k: round(v, 3) for k, v in timings.items()},
+            "validation": {"passed": validation.passed,
+                           "warnings": len(validation.warnings),
+                           "result_path": str(validation.result_path)},
+            "validation_warnings": validation.warning_lines(),
         },
         messages=[
             f"{conf.table} as of {day}: {commit.rows_written} members "
             f"(table version {commit.version})",
             f"cutoff {cutoff.isoformat()}: {fingerprint.transactions.rows} transaction rows "
             f"seen, {late} late row(s) in the 90-day window left out",
+            validation.summary_line(),
+            *validation.warning_lines(),
             f"took {timings['total_seconds']:.1f}s (aggregate "
-            f"{timings['aggregate_seconds']:.1f}s, write {timings['write_seconds']:.1f}s)",
+            f"{timings['aggregate_seconds']:.1f}s, write {timings['write_seconds']:.1f}s, "
+            f"validate {timings['validate_seconds']:.1f}s)",
         ],
     )

@@ -5,6 +5,13 @@ and one Spark session, stops at the first failure, and prints a summary table (s
 status, rows, seconds) either way.  The Databricks bundle runs the same steps as
 separate tasks in the same order (resources/memberscore_nightly.yml; a test keeps the
 two in step).
+
+The data quality gate runs where the data is made: `features` validates its snapshot
+and `score` its scores, each failing after writing when a critical expectation
+failed, which stops the pipeline before anything is published.  The `validate` step
+validates D's bronze transactions and reports the snapshot's validation from the
+`features` step instead of repeating it (the same run, rows unchanged; see
+jobs/validate.py).
 """
 
 from __future__ import annotations
@@ -23,6 +30,10 @@ from memberscore.errors import MemberscoreError
 log = logging.getLogger(__name__)
 
 STEPS: tuple[str, ...] = ("ingest", "features", "validate", "score", "publish", "monitor")
+# options beyond --run-date, as in the nightly job's tasks (resources/memberscore_nightly.yml)
+STEP_OPTIONS: dict[str, tuple[str, ...]] = {
+    "validate": ("--table", "bronze_transactions", "--table", "member_features_daily"),
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,23 +81,30 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
 
     run_date: dt.date = args.run_date
     outcomes: list[StepOutcome] = []
-    result = JobResult("pipeline", details={"steps": outcomes})
+    warnings: list[str] = []
+    result = JobResult("pipeline", details={"steps": outcomes, "warnings": warnings})
     for step in STEPS:
         start = time.monotonic()
         try:
-            step_result = execute(ctx, step, job_arguments(step, ["--run-date", str(run_date)]))
+            step_result = execute(ctx, step, job_arguments(
+                step, ["--run-date", str(run_date), *STEP_OPTIONS.get(step, ())]))
         except MemberscoreError as exc:
             outcomes.append(StepOutcome(step, "FAILED", None, time.monotonic() - start))
             outcomes.extend(StepOutcome(s, "skipped", None, 0.0)
                             for s in STEPS[STEPS.index(step) + 1:])
             lines = summary_table(outcomes)
-            print("\n".join(lines))
+            print("\n".join([*lines, *warnings]))
             _write_report(ctx, run_date, outcomes)
             raise PipelineStepError(f"stopped at {step}: {exc}", exc.exit_code, lines) from exc
+        # the data quality warnings of the validations this step ran (they stop nothing)
+        step_warnings = list(step_result.details.get("validation_warnings", []))
+        warnings.extend(step_warnings)
+        note = f"{len(step_warnings)} warning(s)" if step_warnings else ""
         outcomes.append(StepOutcome(step, "ok", step_result.total_rows,
-                                    time.monotonic() - start))
+                                    time.monotonic() - start, note))
         result.rows.update({f"{step}.{k}": v for k, v in step_result.rows.items()})
     result.messages.extend(summary_table(outcomes))
+    result.messages.extend(warnings)
     report = _write_report(ctx, run_date, outcomes)
     result.messages.append(f"pipeline for {run_date} finished: run_id {ctx.run_id}")
     if report is not None:

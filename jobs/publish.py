@@ -8,15 +8,26 @@ key checksum).  A table missing from the lake, or without rows for D, fails the 
 before anything is published (leave it out with --table) -- except the tables in
 conf `snowflake.optional_tables` (drift_metrics: monitor runs after publish), which
 are skipped with a warning unless named with --table.  See docs/publish.md.
+
+Before anything is published (before Snowflake is even reached), every selected
+table that has an expectation suite (member_features_daily, member_scores; not
+drift_metrics) and has rows for D must have passed the data quality gate for D: a
+day never validated, whose validation is stale (its rows were rewritten after it)
+or whose critical expectations failed is refused (QualityGateError) and nothing is
+published.  See docs/data-quality.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 from memberscore.args import iso_date
 from memberscore.context import JobResult, RunContext
+from memberscore.quality import VALIDATED_TABLES, require_passed
+from memberscore.quality.gate import day_frame
 from memberscore.warehouse import LOG_TABLE, publish_tables, published_tables
 from memberscore.warehouse.faults import hook_from_environment
 
@@ -31,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
     selection = published_tables(ctx.settings, args.table)
     fault_hook = hook_from_environment(ctx.env)
+    warnings = require_validated(ctx, selection.tables, args.run_date)
     outcome = publish_tables(
         ctx.settings, ctx.lake, ctx.spark, warehouse_dir=ctx.paths.warehouse,
         run_id=ctx.run_id, selection=selection, day=args.run_date, fault_hook=fault_hook,
@@ -48,6 +60,7 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
         f"`memberscore publish --run-date {args.run_date} --table {table}`"
         for table, why in outcome.skipped
     ]
+    messages += warnings
     messages.append(f"look: SELECT * FROM {schema}.{LOG_TABLE} WHERE AS_OF_DATE = "
                     f"'{args.run_date}' ORDER BY TABLE_NAME")
     if sf.local_server:
@@ -62,3 +75,19 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
         details["skipped"] = dict(outcome.skipped)
     return JobResult(job="publish", rows={r.table: r.rows for r in outcome.published},
                      details=details, messages=messages)
+
+
+def require_validated(ctx: RunContext, tables: Sequence[str], day: dt.date) -> list[str]:
+    """The quality gate of publish: QualityGateError unless every table of `tables`
+    with a suite passed its validation for `day` (and it is not stale); returns the
+    warnings of those validations.
+
+    A table without rows for `day` is left to the publisher, which refuses it before
+    Snowflake is touched (or skips it when it is optional) with its own message."""
+    warnings: list[str] = []
+    for table in tables:
+        spec = VALIDATED_TABLES.get(table)
+        if spec is None or not day_frame(ctx, spec, day).limit(1).count():
+            continue
+        warnings += require_passed(ctx, table, day)
+    return warnings

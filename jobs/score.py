@@ -12,14 +12,16 @@ every registered model in `models.names` -> D's partition of `member_scores`.
    gets its own rows (model_name, model_version, score, score_band, run_id,
    scored_at), and D's partition is replaced in one commit, so a re-run leaves the
    same rows, never duplicates.
+5. The rows written are validated (the member_scores suite): warnings are shown with
+   the job's output; a critical failure fails the job (QualityGateError) after the
+   rows and the validation results are written, so they can be inspected, and
+   `publish` refuses the day until it passes.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib
-import importlib.util
 import logging
 from functools import reduce
 
@@ -33,6 +35,7 @@ from memberscore.models.registry import ModelRegistry, ResolvedModel
 from memberscore.models.scorer import churn_score
 from memberscore.models.signature import input_columns, input_spark_types, signature_problems
 from memberscore.models.tracking import configure_mlflow
+from memberscore.quality import require_passed, validate_table
 from memberscore.tables import MEMBER_SCORES
 from memberscore.transforms.scoring import check_bands, shape_scores
 from memberscore.transforms.training import model_inputs
@@ -50,9 +53,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
     run_date: dt.date = args.run_date
     snapshot = require_snapshot(ctx, run_date)
-    warnings = _check_quality_gate(ctx, run_date)
+    # the quality gate: D's snapshot passed its critical expectations, and that
+    # validation still describes the rows now in the lake
+    warnings = require_passed(ctx, ctx.settings.features.table, run_date)
     result = score_snapshot(ctx, run_date, snapshot)
     result.messages.extend(warnings)
+    validation = validate_table(ctx, MEMBER_SCORES.name, run_date, raise_on_critical=False)
+    result.messages.append(validation.summary_line())
+    result.messages.extend(validation.warning_lines())
+    result.details["validation"] = {"passed": validation.passed,
+                                    "warnings": len(validation.warnings),
+                                    "result_path": str(validation.result_path)}
+    result.details["validation_warnings"] = validation.warning_lines()
+    # Raised only now: the scores and the validation results are kept for inspection.
+    validation.raise_for_critical()
     return result
 
 
@@ -74,21 +88,6 @@ def require_snapshot(ctx: RunContext, run_date: dt.date) -> DataFrame:
         raise InputError(f"{table} has no snapshot for {run_date} (no rows with as_of_date "
                          f"= {run_date}); {advice}")
     return snapshot
-
-
-def _check_quality_gate(ctx: RunContext, run_date: dt.date) -> list[str]:
-    """QualityGateError unless D's snapshot passed its critical expectations; returns
-    the warnings of that validation (printed with the job's messages)."""
-    # ---------------------------------------------------------------- QUALITY GATE
-    # The one call site of the data-quality gate (issue 5): D's feature snapshot must
-    # have passed its critical expectations before it is scored.  Where
-    # memberscore.quality is not installed, scoring goes ahead with a warning.
-    if importlib.util.find_spec("memberscore.quality") is None:
-        log.warning("quality gate unavailable (memberscore.quality is not built yet): "
-                    "scoring %s without checking its expectations", run_date)
-        return []
-    quality = importlib.import_module("memberscore.quality")
-    return list(quality.require_passed(ctx, ctx.settings.features.table, run_date) or [])
 
 
 def score_snapshot(ctx: RunContext, run_date: dt.date, snapshot: DataFrame) -> JobResult:

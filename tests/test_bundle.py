@@ -71,6 +71,17 @@ def test_nightly_chain_matches_the_pipeline_order() -> None:
     assert "depends_on" not in tasks[0]
 
 
+def test_nightly_tasks_pass_the_options_the_pipeline_passes() -> None:
+    """`memberscore pipeline` runs what the nightly job runs: same extra options."""
+    from memberscore.jobs.pipeline import STEP_OPTIONS, STEPS
+
+    for task in _jobs()["memberscore_nightly"]["tasks"]:
+        args = task["python_wheel_task"]["parameters"]
+        extra = args[args.index("{{job.parameters.run_date}}") + 1:]
+        assert extra == list(STEP_OPTIONS.get(task["task_key"], ())), task["task_key"]
+    assert set(STEP_OPTIONS) <= set(STEPS)
+
+
 def test_tasks_share_one_job_cluster_and_pass_the_run_date() -> None:
     for job in _jobs().values():
         clusters = [c["job_cluster_key"] for c in job["job_clusters"]]

@@ -26,7 +26,9 @@ from pyspark.sql import SparkSession
 
 from memberscore.cli import main
 from memberscore.context import RunContext
+from memberscore.errors import QualityGateError
 from memberscore.feature_registry import feature_table_schema, lineage_names
+from memberscore.quality import recorded_validation, require_passed
 from memberscore.transforms.features import (
     feature_cutoff,
     input_totals,
@@ -238,6 +240,9 @@ def test_job_writes_partition_reruns_identically_and_ignores_late_rows(
     assert main(["features", "--run-date", D.isoformat()]) == 0
     out = capsys.readouterr().out
     assert "7 members" in out and "3 late row(s)" in out
+    # the job validated the snapshot it wrote
+    assert ("validate member_features_daily 2026-03-31: passed, 43/43 expectations met, "
+            "7 rows; result ") in out
     table = ctx.settings.features.table
     first = ctx.lake.read(table)
     first_values = feature_values(first)
@@ -257,6 +262,33 @@ def test_job_writes_partition_reruns_identically_and_ignores_late_rows(
     lineage = set(lineage_names())
     assert_df_equality(first.drop(*lineage), second.drop(*lineage),
                        ignore_row_order=True)
+
+    # each run validated its own rows: the latest validation vouches for the rows now
+    # in the lake, so scoring may use the day
+    recorded = recorded_validation(ctx, table, D)
+    assert recorded is not None and recorded.run is not None
+    assert recorded.run.data.first_run_id == recorded.outcome.run_id == second_run.pop()
+    assert recorded.run.data.rows == 7
+    assert require_passed(ctx, table, D) == []
+
+    # a forced backfill rebuilds the day without validating it: the validation is
+    # stale, and score refuses the day (before touching any model) saying what to run
+    assert main(["backfill", "--start", D.isoformat(), "--end", D.isoformat(),
+                 "--force"]) == 0
+    assert ("the built days are not validated: score and publish refuse a day until "
+            "`memberscore validate --run-date D` passed for it (first built 2026-03-31, "
+            "last 2026-03-31)") in capsys.readouterr().out
+    assert main(["score", "--run-date", D.isoformat()]) == QualityGateError.exit_code
+    err = [line for line in capsys.readouterr().err.splitlines()
+           if line.startswith("memberscore: ")]
+    assert len(err) == 1
+    assert err[0].startswith("memberscore: score failed: the validation of "
+                             "member_features_daily for 2026-03-31 is stale: the day was "
+                             f"rewritten after run {recorded.outcome.run_id} validated it (")
+    assert "it validated 7 rows written by run " in err[0]
+    assert err[0].endswith("Refusing rows that were never validated: run `memberscore "
+                           "validate --run-date 2026-03-31`")
+    assert not ctx.lake.exists("member_scores")
 
 
 def test_job_fails_in_one_line_without_bronze(ctx: RunContext,

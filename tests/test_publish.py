@@ -18,11 +18,19 @@ from pathlib import Path
 
 import pytest
 from pyspark.sql import types as T
+from qualitydata import record_passed
 
 from memberscore.cli import execute, main
 from memberscore.config import load_settings
 from memberscore.context import JobResult, RunContext
-from memberscore.errors import ConfigError, InputError, TableError, WarehouseError
+from memberscore.errors import (
+    ConfigError,
+    InputError,
+    QualityGateError,
+    TableError,
+    WarehouseError,
+)
+from memberscore.quality import VALIDATED_TABLES, validate_table
 from memberscore.tables import DRIFT_METRICS_SCHEMA, MEMBER_SCORES_SCHEMA
 from memberscore.warehouse import open_warehouse, publish_day
 from memberscore.warehouse.checksum import DayChecksum, spark_aggregates, sql_checksum_query
@@ -71,9 +79,14 @@ def score_rows(day: dt.date, run: str = "r1", members: int = 4) -> list[tuple]:
 
 
 def write(ctx: RunContext, table: str, schema: T.StructType, rows: list[tuple],
-          day: dt.date) -> None:
+          day: dt.date, *, validated: bool = True) -> None:
+    """Replace the day's rows of `table`; for a table with a suite, also record that
+    these rows passed it (publish refuses a day that did not, see
+    tests/qualitydata.py), unless `validated` is False."""
     frame = ctx.spark.createDataFrame(rows, schema)
     ctx.lake.replace_where(table, frame, {"as_of_date": day}, ["as_of_date"])
+    if validated and table in VALIDATED_TABLES:
+        record_passed(ctx, table, day)
 
 
 def publish(ctx: RunContext, day: dt.date, *tables: str) -> JobResult:
@@ -370,6 +383,84 @@ def test_missing_or_empty_lake_day_publishes_nothing(ctx: RunContext,
                             "'drift_metrics' does not exist") for m in result.messages)
     with pytest.raises(TableError, match=r"lake table 'drift_metrics' does not exist"):
         publish(ctx, DAY1, "drift_metrics")
+
+
+# ------------------------------------------------------------------ the quality gate
+
+
+def test_publish_refuses_scores_never_validated_failed_or_stale(ctx: RunContext) -> None:
+    """Each refusal comes before Snowflake is touched: the local warehouse is not even
+    started.  The validations are the real ones (GX on the lake rows)."""
+    day0 = DAY1 - dt.timedelta(days=1)
+    write(ctx, "member_scores", MEMBER_SCORES_SCHEMA, score_rows(day0, "r0", 6), day0,
+          validated=False)
+    bad = [*score_rows(DAY1)[:3], ("m4", DAY1, "member_churn", "3", 1.7, "low", "r1",
+                                    SCORED_AT)]
+    write(ctx, "member_scores", MEMBER_SCORES_SCHEMA, bad, DAY1, validated=False)
+
+    with pytest.raises(QualityGateError) as never:
+        publish(ctx, DAY1, "member_scores")
+    assert str(never.value) == (
+        "member_scores for 2026-11-19 has no validation results in validation_results: "
+        "refusing to use a day that was never validated; run `memberscore validate "
+        "--run-date 2026-11-19` first")
+
+    failed = validate_table(ctx, "member_scores", DAY1, raise_on_critical=False)
+    assert not failed.passed
+    with pytest.raises(QualityGateError) as refused:
+        publish(ctx, DAY1, "member_scores")
+    message = str(refused.value)
+    assert message.startswith(
+        "data quality gate failed for member_scores on 2026-11-19: critical expectation "
+        "expect_column_values_to_be_between(score, min_value=0, max_value=1) failed, "
+        "observed 1 of 4 rows unexpected (25.00%), e.g. [1.7] (expected between 0 and 1); "
+        f"full result: {failed.result_path};")
+    assert "re-run `memberscore score --run-date 2026-11-19`" in message
+
+    # the day is rescored (good rows, new run): the failed validation is now stale
+    write(ctx, "member_scores", MEMBER_SCORES_SCHEMA, score_rows(DAY1, "r2"), DAY1,
+          validated=False)
+    with pytest.raises(QualityGateError) as stale:
+        publish(ctx, DAY1, "member_scores")
+    assert str(stale.value).startswith(
+        "the validation of member_scores for 2026-11-19 is stale: the day was rewritten "
+        "after run test-run validated it (")
+    assert ("it validated 4 rows written by run r1 at 2026-11-21T04:31:07.123456Z, the "
+            "table now holds 4 rows written by run r2 at 2026-11-21T04:31:07.123456Z. "
+            "Refusing rows that were never validated: run `memberscore validate "
+            "--run-date 2026-11-19`") in str(stale.value)
+    assert not ctx.paths.warehouse.exists()
+
+    # validated again, it passes with a warning (4 rows against 6 the day before),
+    # which publish shows with its own output
+    assert validate_table(ctx, "member_scores", DAY1).passed
+    result = publish(ctx, DAY1, "member_scores")
+    assert result.rows == {"member_scores": 4}
+    assert ("WARNING member_scores 2026-11-19: expect_table_row_count_to_be_between("
+            "min_value=$min_row_count, max_value=$max_row_count) not met, observed 4 "
+            "(expected between 5 and 7) (validated by run test-run)") in result.messages
+    with open_warehouse(ctx.settings, ctx.paths.warehouse, purpose="test") as conn:
+        assert [(t, d, n) for t, d, _, n, _ in log_rows(conn)] == [
+            ("MEMBER_SCORES", DAY1, 4)]
+
+
+def test_publish_checks_the_feature_snapshot_too(ctx: RunContext) -> None:
+    write(ctx, "member_scores", MEMBER_SCORES_SCHEMA, score_rows(DAY1), DAY1)
+    write(ctx, "member_features_daily", FEATURES_SCHEMA, feature_rows(DAY1), DAY1,
+          validated=False)
+    with pytest.raises(QualityGateError, match=r"^member_features_daily for 2026-11-19 has no "
+                                               r"validation results"):
+        publish(ctx, DAY1)
+    # recorded as passed, then rebuilt by another run (e.g. `backfill --force`)
+    record_passed(ctx, "member_features_daily", DAY1)
+    write(ctx, "member_features_daily", FEATURES_SCHEMA, feature_rows(DAY1, "r2"), DAY1,
+          validated=False)
+    with pytest.raises(QualityGateError, match=r"^the validation of member_features_daily for "
+                                               r"2026-11-19 is stale: .* it validated 3 rows "
+                                               r"written by run r1, the table now holds 3 "
+                                               r"rows written by run r2\."):
+        publish(ctx, DAY1)
+    assert not ctx.paths.warehouse.exists()
 
 
 def log_rows_or_none(conn: WarehouseConnection) -> list[tuple] | None:

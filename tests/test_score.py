@@ -5,8 +5,8 @@ and the score bands."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
-import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from modeldata import MODEL_FEATURES, feature_frame, model_settings, write_featu
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+from qualitydata import record_passed
 
 from memberscore.cli import main
 from memberscore.config import ScoreBand, Settings, load_settings
@@ -29,6 +30,7 @@ from memberscore.models.estimator import fit, time_split
 from memberscore.models.registry import ModelRegistry
 from memberscore.models.tracking import configure_mlflow
 from memberscore.models.training_run import log_training_run
+from memberscore.quality import require_passed
 from memberscore.transforms.scoring import check_bands, score_band
 from memberscore.transforms.training import model_inputs
 
@@ -105,8 +107,6 @@ def scoring_ctx(settings: Settings, spark: SparkSession, mlflow_home: Path, tmp_
 
 
 def with_names(ctx: RunContext, *names: str, run_id: str | None = None) -> RunContext:
-    import dataclasses
-
     conf = dataclasses.replace(ctx.settings, models=dataclasses.replace(
         ctx.settings.models, names=names))
     return RunContext(conf, run_id=run_id or ctx.run_id, spark=ctx.spark)
@@ -234,13 +234,62 @@ def test_a_missing_snapshot_is_refused_in_one_line(
     assert failure[0].startswith("memberscore: score failed: there is no feature snapshot")
 
 
-@pytest.mark.skipif(importlib.util.find_spec("memberscore.quality") is None,
-                    reason="the quality gate (issue 5) is not built yet")
 def test_the_job_refuses_a_day_that_was_never_validated(scoring_ctx: RunContext) -> None:
+    # a snapshot written without validation, as `backfill` writes its days
     write_features(scoring_ctx, feature_frame(scoring_ctx.spark, snapshot_records(D1)))
-    with pytest.raises(QualityGateError, match="2026-03-31"):
+    with pytest.raises(QualityGateError) as refused:
         score.run(scoring_ctx, argparse.Namespace(run_date=D1))
+    assert str(refused.value) == (
+        "member_features_daily for 2026-03-31 has no validation results in "
+        "validation_results: refusing to use a day that was never validated; run "
+        "`memberscore validate --run-date 2026-03-31` first")
     assert not scoring_ctx.lake.exists(SCORES)
+
+
+def test_the_job_validates_the_scores_it_wrote(scoring_ctx: RunContext) -> None:
+    """Warnings are shown with the job's output; a critical failure fails the job
+    after the scores and the results are written.  The snapshots are recorded as
+    validated (tests/qualitydata.py): here they are the input, not the subject."""
+    ctx = RunContext(dataclasses.replace(scoring_ctx.settings, validation=dataclasses.replace(
+        scoring_ctx.settings.validation, build_data_docs=False)),
+        run_id=scoring_ctx.run_id, spark=scoring_ctx.spark)
+    # the day before had 30 members' scores; D2 has 20: outside [24, 36], a warning
+    write_features(ctx, feature_frame(ctx.spark, snapshot_records(D1)))
+    score.score_day(ctx, D1)
+    write_features(ctx, feature_frame(ctx.spark, snapshot_records(D2, members=20)))
+    record_passed(ctx, "member_features_daily", D2)
+    second = score.run(ctx, argparse.Namespace(run_date=D2))
+    assert second.rows == {SCORES: 20}
+    assert second.messages[1].startswith(
+        "validate member_scores 2026-04-01: passed, 15/16 expectations met, 1 warning(s), "
+        "20 rows; result ")
+    assert second.messages[2:] == [
+        "WARNING member_scores 2026-04-01: expect_table_row_count_to_be_between("
+        "min_value=$min_row_count, max_value=$max_row_count) not met, observed 20 "
+        "(expected between 24 and 36)"]
+    assert second.details["validation_warnings"] == second.messages[2:]
+    assert second.details["validation"]["passed"] is True
+    assert require_passed(ctx, SCORES, D2) == [
+        f"{second.messages[2]} (validated by run score-run-1)"]
+
+    # the snapshot of D2 is rebuilt with a member twice: its scores have a duplicated
+    # key, a critical failure, raised after the scores and the results are written
+    twice = snapshot_records(D2, members=20) + snapshot_records(D2, members=1)
+    ctx.lake.replace_where("member_features_daily", feature_frame(ctx.spark, twice),
+                           {"as_of_date": D2})
+    record_passed(ctx, "member_features_daily", D2)
+    with pytest.raises(QualityGateError) as failed:
+        score.run(ctx, argparse.Namespace(run_date=D2))
+    message = str(failed.value)
+    assert message.startswith(
+        "data quality gate failed for member_scores on 2026-04-01: critical expectation "
+        "expect_compound_columns_to_be_unique(member_id, as_of_date, model_name) failed, "
+        "observed 2 of 21 rows unexpected (9.52%)")
+    result_path = Path(message.split("full result: ")[1].split(";")[0])
+    assert result_path.is_file()
+    assert ctx.lake.read(SCORES).where(F.col("as_of_date") == D2).count() == 21
+    with pytest.raises(QualityGateError, match=str(result_path)):
+        require_passed(ctx, SCORES, D2)
 
 
 # --------------------------------------------------------------------------- bands

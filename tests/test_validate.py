@@ -19,18 +19,24 @@ from memberscore.context import RunContext
 from memberscore.errors import QualityGateError
 from memberscore.quality import (
     RESULTS_TABLE,
+    RUNS_TABLE,
     VALIDATION_RESULTS_SCHEMA,
+    VALIDATION_RUNS_SCHEMA,
+    DayData,
     load_suite,
     previous_row_count,
+    recorded_validation,
     require_passed,
     validate_table,
 )
+from memberscore.quality.lineage import to_micros
 from memberscore.quality.suites import BRONZE_TRANSACTIONS, FEATURES, SCORES
 from tests.test_quality import (
     BRONZE_GOOD,
     FEATURES_GOOD,
     ROW_COUNT_WINDOW,
     SCORES_GOOD,
+    TS,
     frame,
 )
 
@@ -70,10 +76,15 @@ def recorded(ctx: RunContext, table: str, day: dt.date) -> list[dict[str, Any]]:
             .collect()]
 
 
+def write_scores(ctx: RunContext, rows: DataFrame, day: dt.date = D) -> None:
+    ctx.lake.replace_where(SCORES.name, rows, {"as_of_date": day}, partition_by=["as_of_date"])
+
+
 def test_critical_failure_is_kept_then_raised_and_a_passing_rerun_replaces_it(
         gate_ctx: RunContext, spark: SparkSession) -> None:
+    write_scores(gate_ctx, scores(spark, D, 4, bad_score=1.7))
     with pytest.raises(QualityGateError) as raised:
-        validate_table(gate_ctx, SCORES.name, D, scores(spark, D, 4, bad_score=1.7))
+        validate_table(gate_ctx, SCORES.name, D)
     message = str(raised.value)
     assert raised.value.exit_code == 7
     assert "member_scores on 2026-01-05" in message
@@ -110,7 +121,8 @@ def test_critical_failure_is_kept_then_raised_and_a_passing_rerun_replaces_it(
 
     # fixed data, validated again by another run: the day's rows are replaced
     second = rerun(gate_ctx, "run-2")
-    outcome = validate_table(second, SCORES.name, D, scores(spark, D, 4))
+    write_scores(second, scores(spark, D, 4).withColumn("run_id", F.lit("score-2")))
+    outcome = validate_table(second, SCORES.name, D)
     assert outcome.passed and outcome.row_count == 4
     rows = recorded(second, SCORES.name, D)
     assert len(rows) == SCORES_EXPECTATIONS
@@ -151,6 +163,53 @@ def test_row_count_drop_is_a_recorded_warning_that_stops_nothing(
     assert require_passed(gate_ctx, SCORES.name, D) == [
         f"WARNING member_scores 2026-01-05: {ROW_COUNT_WINDOW} not met, observed 3 "
         "(expected between 4 and 6) (validated by run run-1)"]
+
+
+def test_stale_and_incompletely_recorded_validations_are_refused_until_validated_again(
+        gate_ctx: RunContext, spark: SparkSession) -> None:
+    write_scores(gate_ctx, scores(spark, D, 3))
+    first = validate_table(gate_ctx, SCORES.name, D)
+    assert require_passed(gate_ctx, SCORES.name, D) == []
+
+    # the same rows written again by a retried task that reuses the run id (Databricks
+    # tasks of one job run share it): only the write time differs, and that is enough
+    later = scores(spark, D, 3).withColumn("scored_at", F.lit(TS + dt.timedelta(seconds=1)))
+    write_scores(gate_ctx, later)
+    with pytest.raises(QualityGateError) as stale:
+        require_passed(gate_ctx, SCORES.name, D)
+    message = str(stale.value)
+    assert message.startswith("the validation of member_scores for 2026-01-05 is stale: the "
+                              "day was rewritten after run run-1 validated it (")
+    assert message.endswith(
+        "it validated 3 rows written by run score-1 at 2026-01-05T10:00:00.000000Z, the "
+        "table now holds 3 rows written by run score-1 at 2026-01-05T10:00:01.000000Z. "
+        "Refusing rows that were never validated: run `memberscore validate --run-date "
+        "2026-01-05`")
+
+    # What a validation recorded before `validation_runs` existed (or one interrupted
+    # between the two tables) looks like: expectations without the record of which
+    # rows they saw.  It is never trusted.
+    gate_ctx.lake.replace_where(RUNS_TABLE, spark.createDataFrame([], VALIDATION_RUNS_SCHEMA),
+                                {"run_date": D, "table_name": SCORES.name})
+    with pytest.raises(QualityGateError) as refused:
+        require_passed(gate_ctx, SCORES.name, D)
+    assert str(refused.value) == (
+        f"member_scores for 2026-01-05: the validation by run run-1 "
+        f"({first.validated_at:%Y-%m-%dT%H:%M:%SZ}) has no record in validation_runs of "
+        "which rows it saw (it was made by an older memberscore, or interrupted while it "
+        "was being recorded), so it cannot vouch for the rows now in the lake; refusing "
+        "the day: run `memberscore validate --run-date 2026-01-05`")
+
+    # validating again repairs both
+    validate_table(rerun(gate_ctx, "run-2"), SCORES.name, D)
+    assert require_passed(gate_ctx, SCORES.name, D) == []
+    recorded = recorded_validation(gate_ctx, SCORES.name, D)
+    assert recorded is not None and recorded.run is not None
+    assert (recorded.outcome.run_id, recorded.run.run_id) == ("run-2", "run-2")
+    assert recorded.run.data == DayData(
+        rows=3, run_ids=1, first_run_id="score-1", last_run_id="score-1",
+        written_at_micros=to_micros(TS.replace(tzinfo=dt.UTC) + dt.timedelta(seconds=1)))
+    assert recorded.run.table_version == gate_ctx.lake.version(SCORES.name)
 
 
 def test_a_day_never_validated_is_refused(gate_ctx: RunContext) -> None:

@@ -1,8 +1,10 @@
 """The data-quality gate: validate a table's day, keep the results, stop on critical
 failures; and let downstream jobs refuse a day that did not pass.
 
-`validate_table` is what `validate`, `features`, `score` and `pipeline` call.
-`require_passed` is what `score` and `publish` call before they use a day.
+`validate_table` is what `validate`, `features` and `score` call (and so `pipeline`).
+`require_passed` is what `score` and `publish` call before they use a day: it refuses
+a day never validated, a day whose latest validation failed critically, and a day
+whose rows were rewritten after they were validated (a stale validation).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,14 +20,15 @@ from pyspark.sql import functions as F
 
 from memberscore.errors import QualityGateError
 from memberscore.quality import gx
-from memberscore.quality.outcome import (
-    ExpectationOutcome,
-    ValidationOutcome,
-    gate_error,
-    outcome,
-    outcomes_from_result,
+from memberscore.quality.lineage import DayData, day_data
+from memberscore.quality.outcome import ValidationOutcome, outcome, outcomes_from_result
+from memberscore.quality.results import (
+    RESULTS_TABLE,
+    RUNS_TABLE,
+    RecordedValidation,
+    read_validation,
+    write_outcome,
 )
-from memberscore.quality.results import RESULTS_TABLE, read_recorded, write_outcome
 from memberscore.quality.suites import (
     ValidatedTable,
     expectation_labels,
@@ -43,39 +47,68 @@ log = logging.getLogger(__name__)
 
 def validate_table(ctx: RunContext, table: str, run_date: dt.date,
                    df: DataFrame | None = None, *, raise_on_critical: bool = True,
-                   ) -> ValidationOutcome:
+                   reuse_this_run: bool = False) -> ValidationOutcome:
     """Validate the rows of `table` for `run_date` with the table's suite and keep
     the results, then raise QualityGateError if a critical expectation failed.
 
     `df` is the day's rows to validate (e.g. a snapshot about to be written); when
-    None, the day's rows are read from the lake (no table, or no rows for the day,
-    is validated as an empty day, which fails the suite's row-count check).  The
-    previous snapshot (the latest earlier day in the lake) sets the row-count
-    window.  Results are persisted before anything is raised: the GX JSON result,
-    the table's rows in `validation_results` (replacing an earlier validation of the
-    same day and table) and, with `validation.build_data_docs`, the Data Docs page.
-    Warnings are logged here; callers add `outcome.warning_lines()` to their
-    JobResult messages.  With `raise_on_critical=False` the caller decides (the
-    `validate` command validates every table before it fails).
+    None, the day's rows are read from the lake at its current version (no table, or
+    no rows for the day, is validated as an empty day, which fails the suite's
+    row-count check).  The previous snapshot (the latest earlier day in the lake)
+    sets the row-count window.  Results are persisted before anything is raised: the
+    GX JSON result, the table's rows in `validation_results` and `validation_runs`
+    (which rows were validated; both replace an earlier validation of the same day
+    and table) and, with `validation.build_data_docs`, the Data Docs page.  Warnings
+    are logged here; callers add `outcome.warning_lines()` to their JobResult
+    messages.  With `raise_on_critical=False` the caller decides (the `validate`
+    command validates every table before it fails).
+
+    `reuse_this_run=True` (the `validate` command) returns the recorded outcome
+    instead of validating again when this same invocation (same run id, after the
+    context started) already validated the day's lake rows and they have not changed
+    since: the pipeline's `features` step validates its snapshot, so its `validate`
+    step does not repeat it.  The outcome then has `reused=True`.
     """
     spec = validated_table(table)
+    if reuse_this_run and df is None:
+        earlier = _validated_earlier_in_this_run(ctx, spec, run_date)
+        if earlier is not None:
+            log.info("%s", earlier.summary_line())
+            if raise_on_critical:
+                earlier.raise_for_critical()
+            return earlier
     started = time.monotonic()
-    frame = df if df is not None else day_frame(ctx, spec, run_date)
+    version: int | None = None
+    if df is None:
+        version = ctx.lake.version(spec.name)
+        frame = day_frame(ctx, spec, run_date, version)
+    else:
+        frame = df
     previous = previous_row_count(ctx, spec, run_date)
     parameters = suite_parameters(ctx.settings, run_date, previous)
     workspace = gx.gx_workspace(ctx.paths.reports)
     suite = load_suite(spec.suite_name)
-    result = gx.run_suite(workspace, spec.name, frame, suite, parameters)
+    # One cache for both reads of the frame: which rows they are, and GX's passes.
+    cache = not frame.is_cached
+    if cache:
+        frame.persist()
+    try:
+        data = day_data(frame, spec)
+        result = gx.run_suite(workspace, spec.name, frame, suite, parameters)
+    finally:
+        if cache:
+            frame.unpersist()
     validated_at = dt.datetime.now(dt.UTC)
     key, result_path = gx.store_result(
         workspace, result, spec.suite_name, run_date, ctx.run_id, validated_at,
         meta={"run_id": ctx.run_id, "table": spec.name, "run_date": run_date.isoformat(),
-              "env": ctx.env, "previous_row_count": previous},
+              "env": ctx.env, "previous_row_count": previous, "table_version": version,
+              "data": data.describe()},
     )
     docs = _build_docs(ctx, workspace, key)
     found = outcome(spec, run_date, ctx.run_id, validated_at,
                     outcomes_from_result(result, expectation_labels(spec.suite_name)),
-                    result_path, docs)
+                    result_path, docs, data=data, table_version=version)
     write_outcome(ctx.lake, found)
     log.info("%s (%.1fs)", found.summary_line(), time.monotonic() - started)
     for line in found.warning_lines():
@@ -86,43 +119,79 @@ def validate_table(ctx: RunContext, table: str, run_date: dt.date,
 
 
 def require_passed(ctx: RunContext, table: str, run_date: dt.date) -> list[str]:
-    """Refuse (QualityGateError) a day of `table` whose latest validation had a
-    critical failure, or that was never validated; return the warnings of that
+    """Refuse (QualityGateError) a day of `table` that was never validated, whose
+    latest validation is stale (the day's rows were rewritten after it, or which rows
+    it saw is unknown) or had a critical failure; return the warnings of that
     validation (lines for JobResult.messages) when it passed.
 
-    The check trusts that the latest validation describes the rows now in the
-    lake: a job that rewrites a day must validate it again (validate_table does
-    replace the day's recorded results)."""
+    Costs one read of the two small results tables and one aggregate over the day's
+    rows (memberscore.quality.lineage), never a collect of the day."""
     spec = validated_table(table)
-    recorded = read_recorded(ctx.lake, spec.name, run_date)
-    if not recorded:
+    recorded = recorded_validation(ctx, spec.name, run_date)
+    if recorded is None:
         raise QualityGateError(
             f"{spec.name} for {run_date} has no validation results in {RESULTS_TABLE}: "
             f"refusing to use a day that was never validated; run "
             f"`memberscore validate --run-date {run_date}` first"
         )
-    outcomes = [
-        ExpectationOutcome(r.expectation, "", None, r.severity, r.success, r.observed_value,
-                           expected=r.expected)
-        for r in recorded
-    ]
-    failures = [o for o in outcomes if o.is_critical_failure]
-    if failures:
-        raise gate_error(spec.name, run_date, failures, recorded[0].result_path,
-                         spec.producer_command(run_date))
-    return [
-        f"{o.severity.upper()} {spec.name} {run_date}: {o.expectation} not met, "
-        f"{o.observed_text} (validated by run {recorded[0].run_id})"
-        for o in outcomes if not o.success
-    ]
+    found = recorded.outcome
+    when = f"{found.validated_at:%Y-%m-%dT%H:%M:%SZ}"
+    if recorded.run is None:
+        raise QualityGateError(
+            f"{spec.name} for {run_date}: the validation by run {found.run_id} ({when}) has "
+            f"no record in {RUNS_TABLE} of which rows it saw (it was made by an older "
+            "memberscore, or interrupted while it was being recorded), so it cannot vouch "
+            f"for the rows now in the lake; refusing the day: run `memberscore validate "
+            f"--run-date {run_date}`"
+        )
+    now = current_day_data(ctx, spec, run_date)
+    if now != recorded.run.data:
+        raise QualityGateError(
+            f"the validation of {spec.name} for {run_date} is stale: the day was rewritten "
+            f"after run {found.run_id} validated it ({when}); it validated "
+            f"{recorded.run.data.describe()}, the table now holds {now.describe()}. "
+            f"Refusing rows that were never validated: run `memberscore validate "
+            f"--run-date {run_date}`"
+        )
+    found.raise_for_critical()
+    return [f"{line} (validated by run {found.run_id})" for line in found.warning_lines()]
 
 
-def day_frame(ctx: RunContext, spec: ValidatedTable, run_date: dt.date) -> DataFrame:
-    """The lake rows of `spec`'s table for `run_date` (lazy; empty without a table)."""
-    return (
-        ctx.lake.read_or_empty(spec.name, spec.schema())
-        .where(F.col(spec.date_column) == F.lit(run_date))
-    )
+def recorded_validation(ctx: RunContext, table: str,
+                        run_date: dt.date) -> RecordedValidation | None:
+    """The latest recorded validation of `table` on `run_date` (None: never validated)."""
+    spec = validated_table(table)
+    order = {name: i for i, name in enumerate(expectation_labels(spec.suite_name).values())}
+    return read_validation(ctx.lake, spec, run_date, order)
+
+
+def current_day_data(ctx: RunContext, spec: ValidatedTable, run_date: dt.date) -> DayData:
+    """Which rows `spec`'s table holds for `run_date` now (one aggregate)."""
+    return day_data(day_frame(ctx, spec, run_date, ctx.lake.version(spec.name)), spec)
+
+
+def _validated_earlier_in_this_run(ctx: RunContext, spec: ValidatedTable,
+                                   run_date: dt.date) -> ValidationOutcome | None:
+    """The recorded outcome when this invocation already validated the day's current
+    rows (see validate_table), else None."""
+    recorded = recorded_validation(ctx, spec.name, run_date)
+    if recorded is None or recorded.run is None:
+        return None
+    found = recorded.outcome
+    if found.run_id != ctx.run_id or found.validated_at < ctx.started_at:
+        return None
+    if current_day_data(ctx, spec, run_date) != recorded.run.data:
+        return None
+    return replace(found, reused=True)
+
+
+def day_frame(ctx: RunContext, spec: ValidatedTable, run_date: dt.date,
+              version: int | None = None) -> DataFrame:
+    """The lake rows of `spec`'s table for `run_date` (lazy), at `version` when given,
+    else at the current version; empty without a table."""
+    frame = (ctx.lake.read(spec.name, version=version) if version is not None
+             else ctx.lake.read_or_empty(spec.name, spec.schema()))
+    return frame.where(F.col(spec.date_column) == F.lit(run_date))
 
 
 def previous_row_count(ctx: RunContext, spec: ValidatedTable, run_date: dt.date) -> int | None:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         ExpectationValidationResult,
     )
 
+    from memberscore.quality.lineage import DayData
     from memberscore.quality.suites import ValidatedTable
 
 CRITICAL = "critical"
@@ -59,7 +60,12 @@ class ExpectationOutcome:
 
 @dataclass(frozen=True)
 class ValidationOutcome:
-    """The validation of one table's rows for one day."""
+    """The validation of one table's rows for one day.
+
+    `data` says which rows were validated and `table_version` the Delta version they
+    were read at (see memberscore.quality.lineage); `reused` marks an outcome read
+    back from the lake instead of validated again (the `validate` step of a pipeline
+    whose `features` step already validated the same rows)."""
 
     table: str
     run_date: dt.date
@@ -70,6 +76,9 @@ class ValidationOutcome:
     result_path: Path
     producer_command: str
     docs_path: Path | None = None
+    data: DayData | None = None
+    table_version: int | None = None
+    reused: bool = False
 
     @property
     def critical_failures(self) -> list[ExpectationOutcome]:
@@ -98,8 +107,10 @@ class ValidationOutcome:
         verdict = "passed" if self.passed else f"FAILED ({len(self.critical_failures)} critical)"
         warned = f", {len(self.warnings)} warning(s)" if self.warnings else ""
         rows = f", {self.row_count} rows" if self.row_count is not None else ""
+        reused = (f" (validated earlier in this run, {self.validated_at:%H:%M:%S}Z; rows "
+                  "unchanged since)") if self.reused else ""
         return (f"validate {self.table} {self.run_date}: {verdict}, {ok}/{total} expectations "
-                f"met{warned}{rows}; result {self.result_path}")
+                f"met{warned}{rows}{reused}; result {self.result_path}")
 
     def warning_lines(self) -> list[str]:
         """One line per failed non-critical expectation."""
@@ -250,9 +261,11 @@ def _clip(text: str) -> str:
 
 def outcome(table: ValidatedTable, run_date: dt.date, run_id: str,
             validated_at: dt.datetime, expectations: Iterable[ExpectationOutcome],
-            result_path: Path, docs_path: Path | None) -> ValidationOutcome:
+            result_path: Path, docs_path: Path | None, *, data: DayData | None = None,
+            table_version: int | None = None) -> ValidationOutcome:
     return ValidationOutcome(
         table=table.name, run_date=run_date, run_id=run_id, suite=table.suite_name,
         validated_at=validated_at, expectations=tuple(expectations), result_path=result_path,
         producer_command=table.producer_command(run_date), docs_path=docs_path,
+        data=data, table_version=table_version,
     )

@@ -52,13 +52,17 @@ def _feature_schema() -> T.StructType:
 @dataclass(frozen=True)
 class ValidatedTable:
     """A lake table with a suite: which column holds the day, its keys, its declared
-    schema, and the command that (re)produces a day of it (for error messages)."""
+    schema, the command that (re)produces a day of it (for error messages), and its
+    lineage columns: the run that wrote a row and, where the table has one, when
+    (memberscore.quality.lineage tells a rewritten day by them)."""
 
     name: str
     date_column: str
     keys: tuple[str, ...]
     schema: Callable[[], T.StructType]
     producer: str
+    run_id_column: str = "run_id"
+    written_at_column: str | None = None
 
     @property
     def suite_name(self) -> str:
@@ -75,11 +79,11 @@ BRONZE_TRANSACTIONS = ValidatedTable(
 )
 FEATURES = ValidatedTable(
     MEMBER_FEATURES_DAILY.name, MEMBER_FEATURES_DAILY.date_column, MEMBER_FEATURES_DAILY.keys,
-    _feature_schema, "features",
+    _feature_schema, "features", written_at_column="computed_at",
 )
 SCORES = ValidatedTable(
     MEMBER_SCORES.name, MEMBER_SCORES.date_column, MEMBER_SCORES.keys,
-    lambda: MEMBER_SCORES_SCHEMA, "score",
+    lambda: MEMBER_SCORES_SCHEMA, "score", written_at_column="scored_at",
 )
 
 VALIDATED_TABLES: dict[str, ValidatedTable] = {
