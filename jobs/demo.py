@@ -17,6 +17,7 @@ demo regenerates the same data (same seed) and replaces each day's rows.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import logging
 
@@ -66,21 +67,20 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
         execute(ctx, "train", job_arguments("train", ["--run-date", str(train_day)]))
         trained = f"trained on labels up to {train_day}"
 
-    from memberscore.jobs.pipeline import PipelineStepError
-
-    try:
-        pipeline = execute(ctx, "pipeline",
-                           job_arguments("pipeline", ["--run-date", str(last_day)]))
-    except PipelineStepError as exc:
-        # Drift alerts are a finding of the demo, not a failure of it: everything was
-        # written and published before monitor raised them.
-        if not str(exc).startswith("stopped at monitor"):
-            raise
-        result.messages.extend(exc.summary)
-        result.messages.append(f"monitor raised drift alerts (shown in the report): {exc}")
-    else:
-        result.rows.update(pipeline.rows)
-        result.messages.extend(pipeline.messages)
+    # Drift alerts are a finding of the demo, not a failure of it: the pipeline runs
+    # with monitor.warn_only, so they are reported (summary, report) and the demo ends
+    # normally.  The nightly job keeps failing on them (exit 10).
+    settings = dataclasses.replace(
+        ctx.settings, monitor=dataclasses.replace(ctx.settings.monitor, warn_only=True))
+    demo_ctx = RunContext(settings, run_id=ctx.run_id, verbose=ctx.verbose, spark=ctx.spark)
+    pipeline = execute(demo_ctx, "pipeline",
+                       job_arguments("pipeline", ["--run-date", str(last_day)]))
+    result.rows.update(pipeline.rows)
+    result.messages.extend(pipeline.messages)
+    if any(m.startswith("DRIFT ALERT") for m in pipeline.messages):
+        result.messages.append(
+            "(the demo runs monitor with monitor.warn_only: the drift alerts above are in "
+            "the run report too; the nightly job fails on them with exit status 10)")
     result.messages.extend(_where_to_look(ctx, last_day, trained))
     return result
 

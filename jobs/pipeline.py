@@ -96,8 +96,10 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
             print("\n".join([*lines, *warnings]))
             _write_report(ctx, run_date, outcomes)
             raise PipelineStepError(f"stopped at {step}: {exc}", exc.exit_code, lines) from exc
-        # the data quality warnings of the validations this step ran (they stop nothing)
+        # the data quality warnings of the validations this step ran, and drift alerts
+        # when monitor.warn_only lets them through: shown, they stop nothing
         step_warnings = list(step_result.details.get("validation_warnings", []))
+        step_warnings += [f"DRIFT ALERT {line}" for line in step_result.details.get("alerts", [])]
         warnings.extend(step_warnings)
         note = f"{len(step_warnings)} warning(s)" if step_warnings else ""
         outcomes.append(StepOutcome(step, "ok", step_result.total_rows,
