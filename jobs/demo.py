@@ -21,18 +21,15 @@ import dataclasses
 import datetime as dt
 import logging
 
-from memberscore.args import positive_int
 from memberscore.context import JobResult, RunContext
 
 log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--members", type=positive_int, default=None,
-                        help="members to generate (default: conf generate.members)")
-    parser.add_argument("--days", type=positive_int, default=None,
-                        help="days of history to generate (default: conf generate.days)")
-    parser.add_argument("--seed", type=int, default=None, help="random seed (default: conf)")
+    from memberscore.jobs.generate import add_size_arguments
+
+    add_size_arguments(parser)
 
 
 def _has_champion(ctx: RunContext) -> bool:

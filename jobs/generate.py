@@ -21,12 +21,17 @@ from memberscore.synthetic import LABEL_HORIZON_DAYS, MIN_DAYS_FOR_LABELS, Gener
 log = logging.getLogger(__name__)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_size_arguments(parser: argparse.ArgumentParser) -> None:
+    """--members, --days, --seed: what `generate` and `demo` share."""
     parser.add_argument("--members", type=positive_int, default=None,
                         help="members to generate (default: conf generate.members)")
     parser.add_argument("--days", type=positive_int, default=None,
                         help="days of history to generate (default: conf generate.days)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: conf)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_size_arguments(parser)
     parser.add_argument("--end-date", type=iso_date, default=None,
                         help="last generated day, YYYY-MM-DD (default: yesterday, UTC)")
     parser.add_argument("--clean", action="store_true",

@@ -78,14 +78,8 @@ COUNTS_SCHEMA = T.StructType([
     T.StructField("rows", T.LongType(), False),
 ])
 
-METRIC_ROWS_SCHEMA = T.StructType([
-    T.StructField("model_name", T.StringType(), False),
-    T.StructField("column_name", T.StringType(), False),
-    T.StructField("metric", T.StringType(), False),
-    T.StructField("value", T.DoubleType(), True),
-    T.StructField("threshold", T.DoubleType(), True),
-    T.StructField("status", T.StringType(), False),
-])
+METRIC_ROWS_SCHEMA = T.StructType([f for f in DRIFT_METRICS_SCHEMA.fields
+                                   if f.name not in ("as_of_date", "run_id")])
 """The per-metric part of a drift_metrics row (`shape_drift_metrics` adds the rest)."""
 
 
