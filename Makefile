@@ -48,7 +48,7 @@ wheel: install
 	$(PY) -m build --wheel --no-isolation --outdir dist .
 
 docs: install
-	$(PY) -m memberscore.docs
+	$(PY) -m memberscore.feature_docs
 
 # Re-resolve the pins from setup.py's ranges (needs the package registry).
 constraints:

@@ -94,10 +94,18 @@ A model uses exactly these columns, in this order (`model_feature_names()`):
   `known_day <= D <= booked_day + N - 1`, so a late row sits in its own tile and
   stays out of the days before it was known. Each day's windows are running sums of
   tile events (a tile enters on its known day and leaves N days after its booked
-  day); active days and distinct counterparties are counted as exact intervals
-  (a counterparty's intervals are merged first); the largest outflow is a trailing
-  maximum. The tests check that every day of a tiled backfill equals the one-day
-  computation exactly, column by column.
+  day); active days are counted as exact intervals, distinct counterparties as exact
+  sets (per member and counterparty, the chunk days on which one of its settled rows
+  is visible are OR-ed into a bit mask, one bit per day, hence at most 62 days per
+  chunk); the largest outflow is a trailing maximum. The tests check that every day
+  of a tiled backfill equals the one-day computation exactly, column by column.
+- **Cost** (`make bench`, 20,000 members x 90 days, 2.5 million transactions, 2-core
+  machine): one snapshot takes 9.0 s without the job's own validation (5.8 s more
+  with it), 4.4 times the floor of one scan with one `groupBy` sum (2.05 s; target
+  1.5, missed). The aggregation pass alone is about 1.9 times the floor; the rest is
+  the members join, the member-row fingerprint, the Delta write and the build-log
+  commit. A 30-day backfill costs 3.7 one-day runs (target 4), and 5,000 / 10,000 /
+  20,000 members take 3.3 / 4.5 / 9.0 s.
 
 ## Re-runs and resumable backfills
 
