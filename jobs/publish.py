@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from memberscore.args import iso_date
@@ -42,11 +42,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
     selection = published_tables(ctx.settings, args.table)
     fault_hook = hook_from_environment(ctx.env)
-    warnings = require_validated(ctx, selection.tables, args.run_date)
+    # pin each table's version once: the gate checks it and the publisher exports it,
+    # so a rewrite between the two can never publish rows nobody validated
+    versions = {t: v for t in selection.tables if (v := ctx.lake.version(t)) is not None}
+    warnings = require_validated(ctx, selection.tables, args.run_date, versions)
     outcome = publish_tables(
         ctx.settings, ctx.lake, ctx.spark, warehouse_dir=ctx.paths.warehouse,
         run_id=ctx.run_id, selection=selection, day=args.run_date, fault_hook=fault_hook,
-        verbose=ctx.verbose,
+        verbose=ctx.verbose, versions=versions,
     )
     sf = ctx.settings.snowflake
     schema = f"{sf.database}.{sf.schema}".upper()
@@ -77,7 +80,8 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
                      details=details, messages=messages)
 
 
-def require_validated(ctx: RunContext, tables: Sequence[str], day: dt.date) -> list[str]:
+def require_validated(ctx: RunContext, tables: Sequence[str], day: dt.date,
+                      versions: Mapping[str, int] | None = None) -> list[str]:
     """The quality gate of publish: QualityGateError unless every table of `tables`
     with a suite passed its validation for `day` (and it is not stale); returns the
     warnings of those validations.
@@ -87,7 +91,8 @@ def require_validated(ctx: RunContext, tables: Sequence[str], day: dt.date) -> l
     warnings: list[str] = []
     for table in tables:
         spec = VALIDATED_TABLES.get(table)
-        if spec is None or not day_frame(ctx, spec, day).limit(1).count():
+        version = (versions or {}).get(table)
+        if spec is None or not day_frame(ctx, spec, day, version).limit(1).count():
             continue
-        warnings += require_passed(ctx, table, day)
+        warnings += require_passed(ctx, table, day, version)
     return warnings

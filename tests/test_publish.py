@@ -388,6 +388,32 @@ def test_missing_or_empty_lake_day_publishes_nothing(ctx: RunContext,
 # ------------------------------------------------------------------ the quality gate
 
 
+def test_the_gate_and_the_export_read_the_same_pinned_version(
+        ctx: RunContext, warehouse: WarehouseConnection) -> None:
+    """publish pins each table's Delta version once: the gate checks those rows and the
+    publisher exports exactly them, so a rewrite landing between the two cannot
+    publish rows nobody validated."""
+    from memberscore.quality import require_passed
+    from memberscore.warehouse import publish_tables, published_tables
+
+    write(ctx, "member_scores", MEMBER_SCORES_SCHEMA, score_rows(DAY1, "r1"), DAY1)
+    validated = ctx.lake.version("member_scores")
+    assert validated is not None
+    # a rewrite after the gate looked (here: before, at a later version)
+    write(ctx, "member_scores", MEMBER_SCORES_SCHEMA, score_rows(DAY1, "r2"), DAY1,
+          validated=False)
+    with pytest.raises(QualityGateError, match="is stale"):
+        require_passed(ctx, "member_scores", DAY1)
+    assert require_passed(ctx, "member_scores", DAY1, validated) == []
+
+    outcome = publish_tables(
+        ctx.settings, ctx.lake, ctx.spark, warehouse_dir=ctx.paths.warehouse,
+        run_id="pinned", selection=published_tables(ctx.settings, ["member_scores"]),
+        day=DAY1, versions={"member_scores": validated})
+    assert [r.lake_version for r in outcome.published] == [validated]
+    assert {r[4] for r in scores_in(warehouse, DAY1)} == {"r1"}
+
+
 def test_publish_refuses_scores_never_validated_failed_or_stale(ctx: RunContext) -> None:
     """Each refusal comes before Snowflake is touched: the local warehouse is not even
     started.  The validations are the real ones (GX on the lake rows)."""

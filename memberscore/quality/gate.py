@@ -118,11 +118,14 @@ def validate_table(ctx: RunContext, table: str, run_date: dt.date,
     return found
 
 
-def require_passed(ctx: RunContext, table: str, run_date: dt.date) -> list[str]:
+def require_passed(ctx: RunContext, table: str, run_date: dt.date,
+                   version: int | None = None) -> list[str]:
     """Refuse (QualityGateError) a day of `table` that was never validated, whose
     latest validation is stale (the day's rows were rewritten after it, or which rows
     it saw is unknown) or had a critical failure; return the warnings of that
-    validation (lines for JobResult.messages) when it passed.
+    validation (lines for JobResult.messages) when it passed.  The rows checked are
+    those of Delta `version` when given (what a caller pinned and will read), else
+    the current ones.
 
     Costs one read of the two small results tables and one aggregate over the day's
     rows (memberscore.quality.lineage), never a collect of the day."""
@@ -144,7 +147,7 @@ def require_passed(ctx: RunContext, table: str, run_date: dt.date) -> list[str]:
             f"for the rows now in the lake; refusing the day: run `memberscore validate "
             f"--run-date {run_date}`"
         )
-    now = current_day_data(ctx, spec, run_date)
+    now = current_day_data(ctx, spec, run_date, version)
     if now != recorded.run.data:
         raise QualityGateError(
             f"the validation of {spec.name} for {run_date} is stale: the day was rewritten "
@@ -165,9 +168,12 @@ def recorded_validation(ctx: RunContext, table: str,
     return read_validation(ctx.lake, spec, run_date, order)
 
 
-def current_day_data(ctx: RunContext, spec: ValidatedTable, run_date: dt.date) -> DayData:
-    """Which rows `spec`'s table holds for `run_date` now (one aggregate)."""
-    return day_data(day_frame(ctx, spec, run_date, ctx.lake.version(spec.name)), spec)
+def current_day_data(ctx: RunContext, spec: ValidatedTable, run_date: dt.date,
+                     version: int | None = None) -> DayData:
+    """Which rows `spec`'s table holds for `run_date` at `version` (default: now), in
+    one aggregate."""
+    pinned = ctx.lake.version(spec.name) if version is None else version
+    return day_data(day_frame(ctx, spec, run_date, pinned), spec)
 
 
 def _validated_earlier_in_this_run(ctx: RunContext, spec: ValidatedTable,

@@ -42,7 +42,7 @@ import secrets
 import shutil
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -191,8 +191,9 @@ class Publisher:
 
     # ------------------------------------------------------------------ phase 1
 
-    def prepare(self, table: str, day: dt.date) -> PreparedDay:
-        """Write the day's rows of `table` to the spool; TableError when there are none."""
+    def prepare(self, table: str, day: dt.date, version: int | None = None) -> PreparedDay:
+        """Write the day's rows of `table` (at Delta `version`, default the current one)
+        to the spool; TableError when there are none."""
         spec = OUTPUT_TABLES[table]
         if not self.lake.exists(table):
             raise NothingToPublishError(
@@ -206,7 +207,7 @@ class Publisher:
         laps = _Laps()
         try:
             export = self.lake.export_partition(table, {spec.date_column: day}, spool,
-                                                rows_per_file=ROWS_PER_FILE)
+                                                version=version, rows_per_file=ROWS_PER_FILE)
             laps("export")
             if export.rows == 0:
                 raise NothingToPublishError(
@@ -446,10 +447,13 @@ class PublishOutcome:
 
 def publish_tables(settings: Settings, lake: Lake, spark: SparkSession, *,
                    warehouse_dir: Path, run_id: str, selection: TableSelection, day: dt.date,
-                   fault_hook: FaultHook | None = None, verbose: bool = False) -> PublishOutcome:
+                   fault_hook: FaultHook | None = None, verbose: bool = False,
+                   versions: Mapping[str, int] | None = None) -> PublishOutcome:
     """Publish `day` of the selected tables: every table spooled first (so a missing
     required table fails before Snowflake is touched), then each loaded and swapped.
-    Optional tables without rows for the day are skipped and reported.
+    Optional tables without rows for the day are skipped and reported.  `versions`
+    pins the Delta version exported per table (the job passes the versions its
+    quality gate checked, so what is published is what was vouched for).
 
     The job calls this; tests call it with a `fault_hook` to stop at a chosen step.
     `spark` is not used (the lake exports with its own session when it needs one); it
@@ -465,7 +469,7 @@ def publish_tables(settings: Settings, lake: Lake, spark: SparkSession, *,
     try:
         for table in selection.tables:
             try:
-                prepared.append(publisher.prepare(table, day))
+                prepared.append(publisher.prepare(table, day, (versions or {}).get(table)))
             except NothingToPublishError as exc:
                 if table not in selection.optional:
                     raise
