@@ -97,6 +97,17 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
         raise InputError(
             f"backfill --start {start} is after --end {end}; give the first day first"
         )
+    return build_days(ctx, days_between(start, end), force=bool(args.force))
+
+
+def build_days(ctx: RunContext, days: list[dt.date], force: bool = False) -> JobResult:
+    """The snapshots of `days` (any set of days; `train` passes exactly the days its
+    labels need), chunk by chunk: each chunk spans at most `backfill_chunk_days`
+    calendar days and is built from one tile computation."""
+    days = sorted(set(days))
+    if not days:
+        raise InputError("backfill: no days to build")
+    start, end = days[0], days[-1]
     conf = ctx.settings.features
     if not 1 <= conf.backfill_chunk_days <= MAX_CHUNK_DAYS:
         raise ConfigError(
@@ -107,11 +118,8 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
     transactions, members = read_bronze(ctx, end)
     code = code_digest()
     done = Progress()
-    # `train` passes the exact days its labels need (`days`, not a CLI option)
-    only: list[dt.date] | None = getattr(args, "days", None)
-    days = sorted(d for d in set(only) if start <= d <= end) if only else days_between(start, end)
     for chunk in chunks(days, conf.backfill_chunk_days):
-        _backfill_chunk(ctx, transactions, members, chunk, code, bool(args.force), done)
+        _backfill_chunk(ctx, transactions, members, chunk, code, force, done)
     seconds = time.perf_counter() - started
 
     log.info("backfill %s..%s built=%d skipped=%d rows=%d seconds=%.1f", start, end,

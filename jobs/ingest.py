@@ -113,7 +113,7 @@ class SourceReport:
 def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
     days = landing_days(args)
     first, last = days[0], days[-1]
-    span = str(first) if first == last else f"{first}..{last}"
+    span = _span(first, last)
     conf = ctx.settings.ingest
     sources = _sources(conf.sources)
     root = ctx.paths.landing
@@ -247,7 +247,7 @@ def _ingest_source(ctx: RunContext, source: str, days: list[dt.date],
     """Type, check and write one source's rows of the days; report per file and day."""
     lake = ctx.lake
     first, last = days[0], days[-1]
-    span = str(first) if first == last else f"{first}..{last}"
+    span = _span(first, last)
     missing_days = sorted(set(days) - {f.day for f in files})
     if files and missing_days:  # normal for a weekly feed in a range: not a warning
         log.info("ingest %s: no %s files on %d day(s) (%s%s); %s's rows of those days "
@@ -293,7 +293,7 @@ def _checked_rows(ctx: RunContext, source: str, first: dt.date, last: dt.date,
     unpersist."""
     batches = landing.read_landing_batches(ctx.spark, files)
     if not files:
-        span = str(first) if first == last else f"{first}..{last}"
+        span = _span(first, last)
         log.warning("ingest %s: no %s files under %s; %s's rows of %s are cleared", span,
                     source, landing.day_dir(ctx.paths.landing, source, first).parent, source,
                     "the day" if first == last else "these days")
@@ -341,12 +341,22 @@ def _file_reports(source: str, span: str, files: list[landing.RawFile],
     return list(reports.values())
 
 
+def _span(first: dt.date, last: dt.date) -> str:
+    """`2026-03-02`, or `2026-03-02..2026-03-04` for a range, in messages."""
+    return str(first) if first == last else f"{first}..{last}"
+
+
+def _day_counts(day: dt.date, reports: list[SourceReport]) -> tuple[int, int]:
+    """(rows read, rows quarantined) of one landing day, all sources together."""
+    counts = [r.per_day.get(day, (0, 0)) for r in reports]
+    return sum(c[0] for c in counts), sum(c[1] for c in counts)
+
+
 def _day_shares(days: list[dt.date], reports: list[SourceReport]) -> dict[dt.date, float]:
     """The quarantined share of each day's rows, all sources together."""
     shares = {}
     for day in days:
-        read = sum(r.per_day.get(day, (0, 0))[0] for r in reports)
-        bad = sum(r.per_day.get(day, (0, 0))[1] for r in reports)
+        read, bad = _day_counts(day, reports)
         shares[day] = bad / read if read else 0.0
     return shares
 
@@ -386,8 +396,7 @@ def _day_table(span: str, days: list[dt.date], reports: list[SourceReport],
         f"  {'day':<10}  {'read':>9}  {'kept':>9}  {'quarantined':>11}  share",
     ]
     for day in days:
-        day_read = sum(r.per_day.get(day, (0, 0))[0] for r in reports)
-        bad = sum(r.per_day.get(day, (0, 0))[1] for r in reports)
+        day_read, bad = _day_counts(day, reports)
         flag = "  > max" if shares[day] > threshold else ""
         lines.append(f"  {day!s:<10}  {day_read:>9,}  {day_read - bad:>9,}  {bad:>11,}  "
                      f"{shares[day]:.2%}{flag}")

@@ -32,6 +32,7 @@ from memberscore.args import iso_date
 from memberscore.context import JobResult, RunContext
 from memberscore.errors import MemberscoreError, ModelError
 from memberscore.feature_registry import model_feature_names
+from memberscore.jobs.backfill import build_days
 from memberscore.models.baseline import build_baseline
 from memberscore.models.estimator import (
     LABEL,
@@ -155,9 +156,8 @@ def _labels(ctx: RunContext, run_date: dt.date) -> DataFrame:
 
 def _ensure_snapshots(ctx: RunContext, label_dates: list[dt.date],
                       backfill: bool) -> list[tuple[dt.date, dt.date]]:
-    """Build (via `backfill`) the day-before snapshots the labels need and lack."""
-    from memberscore.cli import build_parser, execute
-
+    """Build (with backfill's `build_days`) the day-before snapshots the labels need
+    and lack."""
     table = ctx.settings.features.table
     needed = needed_snapshot_dates(label_dates)
     existing: set[dt.date] = set()
@@ -180,16 +180,14 @@ def _ensure_snapshots(ctx: RunContext, label_dates: list[dt.date],
              format_runs(runs))
     # one backfill of exactly the missing days: it reads the transactions once per
     # chunk of `features.backfill_chunk_days` instead of once per run of days
-    args = build_parser().parse_args(
-        ["backfill", "--start", runs[0][0].isoformat(), "--end", runs[-1][1].isoformat()])
-    args.days = [d for d in needed if d not in existing]
     try:
-        execute(ctx, "backfill", args)
+        result = build_days(ctx, [d for d in needed if d not in existing])
     except MemberscoreError as exc:
         raise ModelError(
             f"backfilling the feature snapshots that the labels need failed: {exc}; the "
             f"days still missing are {format_runs(runs)}"
         ) from exc
+    log.info("train: %s", " ".join(result.messages[:2]))
     return runs
 
 

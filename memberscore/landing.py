@@ -41,6 +41,7 @@ from memberscore.transforms.ingest import (
     FILE_BLOCK,
     FILE_NAME,
     LANDING_DAY,
+    POSITION,
     ROW_ORDER,
 )
 
@@ -251,7 +252,7 @@ def inspect_landing_files(spark: SparkSession, root: Path, source: str,
             fill = tuple(n for n in absent if schema[n].nullable)
             layout = (*names, f"corrupt={corrupt}", f"empty={empty}")
         _check_unique(path, names)
-        reserved = sorted(set(names) & set(_POSITION_COLUMNS))
+        reserved = sorted(set(names) & set(POSITION))
         if reserved:
             raise InputError(f"{path}: column name(s) {', '.join(reserved)} are reserved by "
                              "ingest; rename them in the file and re-deliver it")
@@ -303,9 +304,6 @@ def read_landing_batches(spark: SparkSession, files: list[RawFile]) -> list[Land
             frame = frame.withColumns({n: F.lit(None).cast(T.StringType()) for n in first.fill})
         batches.append(LandingBatch(tuple(members), _with_position(frame)))
     return batches
-
-
-_POSITION_COLUMNS = (FILE_NAME, LANDING_DAY, FILE_BLOCK, ROW_ORDER)
 
 
 def _with_position(frame: DataFrame) -> DataFrame:
