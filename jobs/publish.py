@@ -27,7 +27,7 @@ from typing import Any
 from memberscore.args import iso_date
 from memberscore.context import JobResult, RunContext
 from memberscore.quality import VALIDATED_TABLES, require_passed
-from memberscore.quality.gate import day_frame
+from memberscore.quality.gate import day_rows
 from memberscore.warehouse import LOG_TABLE, publish_tables, published_tables
 from memberscore.warehouse.faults import hook_from_environment
 
@@ -92,7 +92,7 @@ def require_validated(ctx: RunContext, tables: Sequence[str], day: dt.date,
     for table in tables:
         spec = VALIDATED_TABLES.get(table)
         version = (versions or {}).get(table)
-        if spec is None or not day_frame(ctx, spec, day, version).limit(1).count():
+        if spec is None or not day_rows(ctx, spec, day, version):
             continue
         warnings += require_passed(ctx, table, day, version)
     return warnings

@@ -83,11 +83,10 @@ def require_snapshot(ctx: RunContext, run_date: dt.date) -> DataFrame:
     if not ctx.lake.exists(table):
         raise InputError(f"there is no feature snapshot to score: table {table} does not "
                          f"exist; {advice}")
-    snapshot = ctx.lake.read(table).filter(F.col("as_of_date") == F.lit(run_date))
-    if snapshot.limit(1).count() == 0:
+    if ctx.lake.count_rows(table, {"as_of_date": run_date}) == 0:
         raise InputError(f"{table} has no snapshot for {run_date} (no rows with as_of_date "
                          f"= {run_date}); {advice}")
-    return snapshot
+    return ctx.lake.read(table).filter(F.col("as_of_date") == F.lit(run_date))
 
 
 def score_snapshot(ctx: RunContext, run_date: dt.date, snapshot: DataFrame) -> JobResult:

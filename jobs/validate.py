@@ -23,7 +23,7 @@ from memberscore.args import iso_date
 from memberscore.context import JobResult, RunContext
 from memberscore.errors import QualityGateError
 from memberscore.quality import validate_table
-from memberscore.quality.gate import day_frame
+from memberscore.quality.gate import day_rows
 from memberscore.quality.suites import (
     BRONZE_TRANSACTIONS,
     FEATURES,
@@ -51,7 +51,7 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
         tables = [VALIDATED_TABLES[name] for name in dict.fromkeys(args.table)]
     else:
         tables = [BRONZE_TRANSACTIONS, FEATURES]
-        if day_frame(ctx, SCORES, run_date).limit(1).count():
+        if day_rows(ctx, SCORES, run_date):
             tables.append(SCORES)
         else:
             result.messages.append(f"validate {SCORES.name} {run_date}: no scores for the "

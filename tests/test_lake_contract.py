@@ -316,3 +316,49 @@ def test_export_refuses_unknown_columns_and_tables(exporting_lake: Lake, spark: 
     lake.replace_where("t", frame(spark, _rows(D1)), {"as_of_date": D1}, ["as_of_date"])
     with pytest.raises(TableError, match="has no column 'day'"):
         lake.export_partition("t", {"day": D1}, tmp_path / "out")
+
+
+# ------------------------------------------------------------------ count_rows
+
+
+class _SparkCountLake(DeltaRsLake):
+    """delta-rs tables counted by the Spark default of `Lake.count_rows` (what the
+    delta-spark backend runs), so that code path is checked here too."""
+
+    count_rows = Lake.count_rows
+
+
+@pytest.fixture(params=["delta-rs", "delta-spark", "spark-count"])
+def counting_lake(request: pytest.FixtureRequest, spark: SparkSession, tmp_path: Path) -> Lake:
+    if request.param == "spark-count":
+        return _SparkCountLake(spark, tmp_path / "lake")
+    if request.param == "delta-spark" and not delta_spark_available(spark):
+        pytest.skip("delta-spark backend unavailable: Delta's jars are not on Spark's "
+                    "classpath here (no Maven access); it runs on Databricks")
+    settings = LakeSettings(backend=request.param, catalog=None, schema=None, root=None)
+    return open_lake(settings, spark, tmp_path)
+
+
+def test_count_rows_of_partitions_ranges_and_versions(counting_lake: Lake,
+                                                      spark: SparkSession) -> None:
+    lake = counting_lake
+    with pytest.raises(TableError, match="does not exist"):
+        lake.count_rows("t", {"as_of_date": D1})
+    lake.replace_where("t", frame(spark, _rows(D1)), {"as_of_date": D1}, ["as_of_date"])
+    lake.append("t", frame(spark, _rows(D1, "b")[:2]))  # a second file in D1
+    lake.replace_where("t", frame(spark, _rows(D2, "y")[:1]), {"as_of_date": D2})
+    assert lake.count_rows("t", {"as_of_date": D1}) == 5
+    assert lake.count_rows("t", {"as_of_date": D2}) == 1
+    assert lake.count_rows("t", {"as_of_date": Between(D1, D2)}) == 6
+    assert lake.count_rows("t", {"as_of_date": dt.date(2026, 4, 1)}) == 0
+    assert lake.count_rows("t", {"as_of_date": D1}, version=0) == 3
+    assert lake.count_rows("t", {"as_of_date": D2}, version=1) == 0
+    if type(lake) is DeltaRsLake:  # from the Delta log alone: no Spark session needed
+        assert DeltaRsLake(None, lake.root).count_rows(  # type: ignore[arg-type]
+            "t", {"as_of_date": Between(D1, D2)}) == 6
+    # a non-partition column is counted from the rows
+    assert lake.count_rows("t", {"as_of_date": D1, "member_id": "m2b"}) == 1
+    lake.replace_where("t", frame(spark, []), {"as_of_date": D1})
+    assert lake.count_rows("t", {"as_of_date": D1}) == 0
+    with pytest.raises(TableError, match="has no column 'day'"):
+        lake.count_rows("t", {"day": D1})

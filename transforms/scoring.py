@@ -72,6 +72,6 @@ def shape_scores(scored: DataFrame, *, model_name: str, model_version: str,
         "scored_at": F.lit(scored_at),
     }
     return scored.select(*[
-        columns[field.name].cast(field.dataType).alias(field.name)
+        columns[field.name].cast(field.dataType.simpleString()).alias(field.name)
         for field in MEMBER_SCORES_SCHEMA.fields
     ])

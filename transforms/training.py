@@ -115,8 +115,17 @@ def model_inputs(df: DataFrame, feature_columns: Sequence[str], keep: Sequence[s
     same cast is used to train and to score, so both see identical numbers.
     """
     types = types or {}
-    return df.select(*keep, *[F.col(c).cast(types.get(c, T.DoubleType())).alias(c)
-                              for c in feature_columns])
+    # One SQL projection: building the same plan from Column objects costs ~40 py4j
+    # round trips per column (a measurable share of a one-day scoring job).
+    return df.selectExpr(
+        *[quoted(c) for c in keep],
+        *[f"CAST({quoted(c)} AS {types.get(c, T.DoubleType()).simpleString()}) AS {quoted(c)}"
+          for c in feature_columns])
+
+
+def quoted(column: str) -> str:
+    """`column` as a Spark SQL identifier (backticks, doubled inside the name)."""
+    return "`" + column.replace("`", "``") + "`"
 
 
 def needed_snapshot_dates(label_dates: Iterable[dt.date]) -> list[dt.date]:

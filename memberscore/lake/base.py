@@ -159,6 +159,16 @@ class Lake(ABC):
             return self.read(table)
         return self.spark.createDataFrame([], schema)
 
+    def count_rows(self, table: str, where: Mapping[str, PartitionFilter],
+                   version: int | None = None) -> int:
+        """The number of rows of `table` (at `version`, default the current one)
+        matching `where` (as in `replace_where`).  This default counts in Spark; the
+        delta-rs backend answers from the Delta log's per-file row counts when `where`
+        names only partition columns, without reading data."""
+        self._require(table)
+        frame = self.read(table, version=version)
+        return int(frame.where(_spark_condition(table, frame.columns, where)).count())
+
     def export_partition(self, table: str, where: Mapping[str, PartitionFilter],
                          folder: Path, *, version: int | None = None,
                          rows_per_file: int = EXPORT_ROWS_PER_FILE) -> PartitionExport:
@@ -212,7 +222,8 @@ def _spark_condition(table: str, columns: Sequence[str],
     from pyspark.sql import functions as F
 
     if not where:
-        raise TableError(f"exporting {table!r} needs at least one column = value condition")
+        raise TableError(f"selecting rows of {table!r} needs at least one column = value "
+                         "condition")
     condition = None
     for column, value in where.items():
         validate_identifier(column)

@@ -111,6 +111,27 @@ class DeltaRsLake(Lake):
             for e in entries
         ]
 
+    def count_rows(self, table: str, where: Mapping[str, PartitionFilter],
+                   version: int | None = None) -> int:
+        """See `Lake.count_rows`: the sum of `num_records` of the version's files in the
+        matching partitions (delta-rs records it for every file it writes); Spark
+        counts when `where` names a non-partition column or a file has no count."""
+        delta = self._table(table, version)
+        partitions = set(delta.metadata().partition_columns)
+        if where and set(where) <= partitions:
+            adds = pa.table(delta.get_add_actions(flatten=True))
+            if adds.num_rows == 0:
+                return 0
+            # a deletion vector would hide rows that num_records still counts
+            deletions = [c for c in adds.column_names if c.startswith("deletion_vector")]
+            if "num_records" in adds.column_names:
+                matching = adds.filter(_partition_mask(adds, where))
+                counts = matching.column("num_records")
+                if counts.null_count == 0 and not any(
+                        matching.column(c).null_count < matching.num_rows for c in deletions):
+                    return int(pc.sum(counts).as_py() or 0)
+        return super().count_rows(table, where, version)
+
     def export_partition(self, table: str, where: Mapping[str, PartitionFilter],
                          folder: Path, *, version: int | None = None,
                          rows_per_file: int = EXPORT_ROWS_PER_FILE) -> PartitionExport:
@@ -321,3 +342,20 @@ def _translate(table: str, exc: Exception) -> Exception:
             "was written: re-run the job"
         )
     return TableError(f"writing {table!r} failed: {text}")
+
+
+def _partition_mask(adds: pa.Table, where: Mapping[str, PartitionFilter]) -> pa.Array:
+    """Which add actions (flattened, `partition.<column>` typed) lie in partitions
+    matching `where`; a null partition value matches nothing."""
+    mask = None
+    for column, value in where.items():
+        values = adds.column(f"partition.{column}")
+        if isinstance(value, Between):
+            low, high = (pa.scalar(v, type=values.type) for v in (value.low, value.high))
+            part = pc.and_(pc.greater_equal(values, low), pc.less_equal(values, high))
+        else:
+            part = pc.equal(values, pa.scalar(value, type=values.type))
+        part = pc.fill_null(part, False)
+        mask = part if mask is None else pc.and_(mask, part)
+    assert mask is not None
+    return mask

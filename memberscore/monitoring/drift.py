@@ -183,10 +183,9 @@ def day_snapshot(ctx: RunContext, run_date: dt.date) -> DataFrame:
     if not ctx.lake.exists(table):
         raise InputError(f"there is no feature snapshot to monitor: table {table} does not "
                          f"exist; {advice}")
-    snapshot = ctx.lake.read(table).where(F.col("as_of_date") == F.lit(run_date))
-    if snapshot.limit(1).count() == 0:
+    if ctx.lake.count_rows(table, {"as_of_date": run_date}) == 0:
         raise InputError(f"{table} has no snapshot for {run_date}; {advice}")
-    return snapshot
+    return ctx.lake.read(table).where(F.col("as_of_date") == F.lit(run_date))
 
 
 def collect_profiles(frame: DataFrame, points: dict[str, tuple[float, ...]],

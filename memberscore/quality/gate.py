@@ -200,6 +200,15 @@ def day_frame(ctx: RunContext, spec: ValidatedTable, run_date: dt.date,
     return frame.where(F.col(spec.date_column) == F.lit(run_date))
 
 
+def day_rows(ctx: RunContext, spec: ValidatedTable, run_date: dt.date,
+             version: int | None = None) -> int:
+    """How many rows `spec`'s table has for `run_date` (at `version`, when given);
+    0 without a table.  From the Delta log where the backend can (no data read)."""
+    if version is None and not ctx.lake.exists(spec.name):
+        return 0
+    return ctx.lake.count_rows(spec.name, {spec.date_column: run_date}, version=version)
+
+
 def previous_row_count(ctx: RunContext, spec: ValidatedTable, run_date: dt.date) -> int | None:
     """The row count of the latest day before `run_date` in the lake, or None."""
     if not ctx.lake.exists(spec.name):
