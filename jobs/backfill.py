@@ -179,20 +179,17 @@ def _backfill_chunk(ctx: RunContext, transactions: DataFrame, members: DataFrame
         counterparties = counterparty_counts(transactions, first, last, lateness)
         aggregates = tiled_aggregates(daily, counterparties, days, first, last)
         computed_at = now_utc()
-        # sorted by day inside each partition: each day's write reads only its batches
-        snapshots = (
-            assemble_features(aggregates, lateness, ctx.run_id, computed_at)
-            .sortWithinPartitions("as_of_date")
-            .persist()
-        )
+        # computed once for the chunk (kept for backends that filter it per day), then
+        # written one day per commit
+        snapshots = assemble_features(aggregates, lateness, ctx.run_id, computed_at).persist()
         pending: list[BuildRecord] = []
         flushed = time.monotonic()
         try:
-            snapshots.count()  # compute every day of the chunk once, then write each
-            for day in progress(todo, f"backfill {first}..{last}", total=len(todo)):
-                commit = ctx.lake.replace_where(
-                    conf.table, snapshots.filter(F.col("as_of_date") == F.lit(day)),
-                    {"as_of_date": day}, list(MEMBER_FEATURES_DAILY.partition_by))
+            commits = ctx.lake.replace_partitions(
+                conf.table, snapshots, "as_of_date", todo,
+                list(MEMBER_FEATURES_DAILY.partition_by))
+            for day, commit in progress(zip(todo, commits, strict=True),
+                                        f"backfill {first}..{last}", total=len(todo)):
                 fingerprint = fingerprints[day]
                 late_rows = late.get(day_index(day), 0)
                 pending.append(BuildRecord(

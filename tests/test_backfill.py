@@ -237,3 +237,45 @@ def test_backfill_refuses_an_inverted_range(capsys: pytest.CaptureFixture[str],
     err = [line for line in capsys.readouterr().err.splitlines()
            if line.startswith("memberscore:")]
     assert len(err) == 1 and "is after --end" in err[0]
+
+
+def test_an_interrupted_backfill_keeps_its_written_days_and_resumes(
+        ctx: RunContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The third day's commit fails: the first two days stay written AND logged as
+    built (the log is flushed on failure), the rest untouched; the re-run builds
+    only the days that were not written."""
+    from memberscore.lake.delta_rs import DeltaRsLake
+
+    days = [dt.date(2026, 3, d) for d in range(1, 6)]
+    write_bronze(
+        ctx,
+        [member("m1", "2026-01-01 00:00:00"), member("m2", "2026-02-01 00:00:00")],
+        [txn(f"t{d}", "m1", f"2026-03-0{d} 10:00:00", f"-{d}.00") for d in range(1, 6)],
+    )
+    table = ctx.settings.features.table
+    real_commit = DeltaRsLake._commit
+    calls = {"n": 0}
+
+    def failing_commit(self: DeltaRsLake, name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == table:
+            calls["n"] += 1
+            if calls["n"] == 2:   # day 1 creates the table; day 2 is commit 1
+                raise OSError("disk full (injected)")
+        return real_commit(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(DeltaRsLake, "_commit", failing_commit)
+    with pytest.raises(OSError, match="injected"):
+        backfill.build_days(ctx, days)
+    monkeypatch.setattr(DeltaRsLake, "_commit", real_commit)
+
+    written = sorted({r["as_of_date"] for r in ctx.lake.read(table).collect()})
+    assert written == days[:2]
+    latest = BuildLog(ctx.lake, ctx.settings.features.build_log_table, table).latest(
+        days[0], days[-1])
+    assert sorted(latest) == days[:2]
+
+    details = run_backfill(ctx, days[0], days[-1])
+    assert details["days_skipped"] == [d.isoformat() for d in days[:2]]
+    assert details["days_built"] == [d.isoformat() for d in days[2:]]
+    rows = feature_values(ctx.lake.read(table))
+    assert rows[("m1", days[4])][5] == Decimal("15.00")   # outflow_sum_30d: 1+2+3+4+5

@@ -129,6 +129,37 @@ class Lake(ABC):
         row of `df` must match `where`; an empty `df` deletes the matching rows.
         """
 
+    def replace_partitions(
+        self,
+        table: str,
+        df: DataFrame,
+        column: str,
+        values: Sequence[PartitionValue],
+        partition_by: Sequence[str] = (),
+    ) -> Iterator[Commit]:
+        """Replace, for each value v of `values` in order, the rows with `column = v`
+        by the rows of `df` holding v: one atomic commit per value (as
+        `replace_where`), yielded as it lands, so a caller can record each one and a
+        failure leaves the values before it replaced and the others untouched.  A
+        value without rows in `df` empties its rows.  `df` must not hold other values
+        of `column` (TableError, before anything is written).
+
+        This default filters `df` once per value (cache `df` first); the delta-rs
+        backend brings `df` to the driver once and splits it there."""
+        from pyspark.sql import functions as F
+
+        validate_identifier(column)
+        if column not in df.columns:
+            raise TableError(f"replace_partitions column {column!r} is not in the data")
+        values = list(values)
+        key = F.col(column)
+        outside = df.filter(key.isNull() | ~key.isin(values)).count()
+        if outside:
+            raise TableError(_outside_message(table, outside, column, values))
+        for value in values:
+            yield self.replace_where(table, df.filter(key == F.lit(value)), {column: value},
+                                     partition_by)
+
     @abstractmethod
     def merge(
         self,
@@ -214,6 +245,13 @@ class Lake(ABC):
                 f"table {table!r} does not exist at {self.location(table)}; "
                 "run the job that produces it first"
             )
+
+
+def _outside_message(table: str, rows: int, column: str,
+                     values: Sequence[PartitionValue]) -> str:
+    shown = ", ".join(str(v) for v in values[:5]) + (", ..." if len(values) > 5 else "")
+    return (f"refusing to write {rows} row(s) to {table!r} whose {column} is not one of "
+            f"the {len(values)} value(s) being replaced ({shown}); nothing was written")
 
 
 def _spark_condition(table: str, columns: Sequence[str],

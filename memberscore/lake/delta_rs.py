@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +31,8 @@ from memberscore.lake.base import (
     Lake,
     PartitionExport,
     PartitionFilter,
+    PartitionValue,
+    _outside_message,
     validate_identifier,
     where_sql,
 )
@@ -188,6 +190,36 @@ class DeltaRsLake(Lake):
         if not self.exists(table):
             return self._create(table, data, partition_by, "replace_where")
         return self._commit(table, data, "replace_where", mode="overwrite", predicate=predicate)
+
+    def replace_partitions(
+        self,
+        table: str,
+        df: DataFrame,
+        column: str,
+        values: Sequence[PartitionValue],
+        partition_by: Sequence[str] = (),
+    ) -> Iterator[Commit]:
+        """See `Lake.replace_partitions`: one Spark action for all the values (a
+        30-day backfill chunk spent 0.3 s a day filtering and collecting its day),
+        then one delta-rs commit per value from the rows in driver memory."""
+        validate_identifier(column)
+        values = list(values)
+        data = self._to_arrow(table, df)
+        if column not in data.column_names:
+            raise TableError(f"replace_partitions column {column!r} is not in the data")
+        keys = data[column]
+        wanted = pa.array(values, type=keys.type)
+        inside = pc.fill_null(pc.is_in(keys, value_set=wanted), False)
+        outside = data.num_rows - int(pc.sum(pc.cast(inside, pa.int64())).as_py() or 0)
+        if outside:
+            raise TableError(_outside_message(table, outside, column, values))
+        for value in values:
+            part = data.filter(pc.fill_null(pc.equal(keys, pa.scalar(value, keys.type)), False))
+            if not self.exists(table):
+                yield self._create(table, part, partition_by, "replace_where")
+            else:
+                yield self._commit(table, part, "replace_where", mode="overwrite",
+                                   predicate=where_sql({column: value}))
 
     def append(self, table: str, df: DataFrame, partition_by: Sequence[str] = ()) -> Commit:
         data = self._to_arrow(table, df)
