@@ -32,16 +32,22 @@ RESULTS = Path(__file__).with_name("results.json")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument("--only", action="append", default=None,
-                        help="run only this module (bench_lake, ...); repeatable")
+                        help="run only this benchmark (features or bench_features, ...); "
+                             "repeatable")
     parser.add_argument("--workdir", type=Path, default=Path(".memberscore-bench"),
                         help="where generated data is kept between runs")
     args = parser.parse_args(argv)
+    names = [n if n.startswith("bench_") else f"bench_{n}" for n in (args.only or MODULES)]
+    unknown = [n for n in names if n not in MODULES]
+    if unknown:
+        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from "
+                     f"{', '.join(m.removeprefix('bench_') for m in MODULES)}")
     configure_logging()
     log = logging.getLogger("benchmarks")
     workspace = Workspace(args.workdir.resolve())
     results: list[Measurement] = []
     failed: list[str] = []
-    for name in args.only or MODULES:
+    for name in names:
         log.info("benchmark %s: starting", name)
         try:
             module = importlib.import_module(f"benchmarks.{name}")
