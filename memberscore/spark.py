@@ -9,12 +9,15 @@ Delta SQL extension and catalog are switched on so the delta-spark backend can w
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import shutil
 import subprocess
 import sys
+import weakref
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -146,10 +149,36 @@ def get_spark(settings: SparkSettings, *, want_delta: bool = True) -> SparkSessi
     return spark
 
 
+@contextlib.contextmanager
+def session_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
+    """Set a runtime SQL conf for the duration of the block, then restore it."""
+    previous = spark.conf.get(key, None)
+    spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        if previous is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, previous)
+
+
+# Per session: the answer cannot change while the session lives, and asking the JVM
+# costs ~75 py4j round trips (each job opens the lake once per run context).
+_DELTA_SPARK: weakref.WeakKeyDictionary[SparkSession, bool] = weakref.WeakKeyDictionary()
+
+
 def delta_spark_available(spark: SparkSession) -> bool:
     """Whether this session can read and write Delta natively (jars + extension)."""
     if on_databricks():
         return True
+    known = _DELTA_SPARK.get(spark)
+    if known is None:
+        known = _DELTA_SPARK[spark] = _delta_spark_available(spark)
+    return known
+
+
+def _delta_spark_available(spark: SparkSession) -> bool:
     try:
         jvm = spark._jvm  # type: ignore[attr-defined]
         if jvm is None:

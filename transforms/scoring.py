@@ -13,6 +13,7 @@ from pyspark.sql import functions as F
 from memberscore.config import ScoreBand
 from memberscore.errors import ConfigError
 from memberscore.tables import MEMBER_SCORES_SCHEMA
+from memberscore.transforms.training import quoted
 
 
 def check_bands(bands: Sequence[ScoreBand]) -> None:
@@ -61,17 +62,16 @@ def shape_scores(scored: DataFrame, *, model_name: str, model_version: str,
                  scored_at: dt.datetime) -> DataFrame:
     """`scored` (member_id, as_of_date, score) -> rows of member_scores, in its
     declared column order and types."""
-    columns = {
-        "member_id": F.col("member_id"),
-        "as_of_date": F.col("as_of_date"),
+    lineage = scored.withColumns({
         "model_name": F.lit(model_name),
         "model_version": F.lit(model_version),
-        "score": F.col("score"),
         "score_band": score_band(F.col("score"), bands),
         "run_id": F.lit(run_id),
         "scored_at": F.lit(scored_at),
-    }
-    return scored.select(*[
-        columns[field.name].cast(field.dataType.simpleString()).alias(field.name)
+    })
+    # the declared order and types in one SQL projection (Column objects cost ~20
+    # py4j round trips a column)
+    return lineage.selectExpr(*[
+        f"CAST({quoted(field.name)} AS {field.dataType.simpleString()}) AS {quoted(field.name)}"
         for field in MEMBER_SCORES_SCHEMA.fields
     ])

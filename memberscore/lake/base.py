@@ -275,20 +275,12 @@ def _spark_condition(table: str, columns: Sequence[str],
     return condition
 
 
-@contextlib.contextmanager
-def _parquet_timestamps_as_micros(spark: SparkSession) -> Iterator[None]:
+def _parquet_timestamps_as_micros(spark: SparkSession) -> contextlib.AbstractContextManager[None]:
     """Spark writes timestamps as legacy INT96 by default; Snowflake and DuckDB read
     TIMESTAMP_MICROS (UTC-adjusted) as instants without guessing."""
-    key = "spark.sql.parquet.outputTimestampType"
-    previous = spark.conf.get(key, None)
-    spark.conf.set(key, "TIMESTAMP_MICROS")
-    try:
-        yield
-    finally:
-        if previous is None:
-            spark.conf.unset(key)
-        else:
-            spark.conf.set(key, previous)
+    from memberscore.spark import session_conf
+
+    return session_conf(spark, "spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
 
 
 def validate_identifier(table: str) -> str:

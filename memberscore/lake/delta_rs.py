@@ -94,7 +94,10 @@ class DeltaRsLake(Lake):
             .option("basePath", self.location(table))
             .parquet(*files)
         )
-        return frame.select(*[f"`{name}`" for name in arrow_schema.names])
+        # the table's column order (Spark appends partition columns); SQL text is one
+        # py4j round trip a column, Column objects about four
+        return frame.selectExpr(*["`" + name.replace("`", "``") + "`"
+                                  for name in arrow_schema.names])
 
     def version(self, table: str) -> int | None:
         if not self.exists(table):
