@@ -100,12 +100,17 @@ A model uses exactly these columns, in this order (`model_feature_names()`):
   chunk); the largest outflow is a trailing maximum. The tests check that every day
   of a tiled backfill equals the one-day computation exactly, column by column.
 - **Cost** (`make bench`, 20,000 members x 90 days, 2.5 million transactions, 2-core
-  machine): one snapshot takes 9.0 s without the job's own validation (5.8 s more
-  with it), 4.4 times the floor of one scan with one `groupBy` sum (2.05 s; target
-  1.5, missed). The aggregation pass alone is about 1.9 times the floor; the rest is
-  the members join, the member-row fingerprint, the Delta write and the build-log
-  commit. A 30-day backfill costs 3.7 one-day runs (target 4), and 5,000 / 10,000 /
-  20,000 members take 3.3 / 4.5 / 9.0 s.
+  machine, two runs on 2026-11-21): one snapshot takes 6.7-7.5 s without the job's
+  own validation (about 4.5 s more with it), 5.0-6.0 times the floor of one scan with
+  one `groupBy` sum (1.3 s; target 1.5, missed). The aggregation pass alone is 1.7-1.9
+  times the floor measured in the same session: it reads four more columns (three of
+  them strings, about 1.3 s more than the floor's three) and the exact distinct
+  counterparty count adds a second aggregation level keyed by member and
+  counterparty, with its own shuffle (about 1 s). The rest is the members join, the
+  member-row fingerprint, the Delta write and the build-log commit. A 30-day
+  backfill costs 3.3-3.7 one-day runs (24.9 s; target 4): the chunk's 30 days are
+  collected once and committed day by day. 5,000 / 10,000 / 20,000 members take
+  2.9-3.2 / 3.5-4.2 / 6.7-7.5 s.
 
 ## Re-runs and resumable backfills
 

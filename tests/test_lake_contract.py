@@ -45,14 +45,24 @@ def _rows(day: dt.date, tag: str = "") -> list[tuple]:
     ]
 
 
-@pytest.fixture(params=["delta-rs", "delta-spark"])
-def lake(request: pytest.FixtureRequest, spark: SparkSession, tmp_path: Path) -> Lake:
-    backend = request.param
-    if backend == "delta-spark" and not delta_spark_available(spark):
+def backend_or_default(param: str, spark: SparkSession, tmp_path: Path,
+                       spark_default: type[Lake] | None = None) -> Lake:
+    """A lake of backend `param`, or for "spark-default" delta-rs tables handled by
+    `spark_default` (a delta-rs lake running one of Lake's Spark defaults, which is what
+    the delta-spark backend runs)."""
+    if param == "spark-default":
+        assert spark_default is not None
+        return spark_default(spark, tmp_path / "lake")  # type: ignore[call-arg]
+    if param == "delta-spark" and not delta_spark_available(spark):
         pytest.skip("delta-spark backend unavailable: Delta's jars are not on Spark's "
                     "classpath here (no Maven access); it runs on Databricks")
-    settings = LakeSettings(backend=backend, catalog=None, schema=None, root=None)
+    settings = LakeSettings(backend=param, catalog=None, schema=None, root=None)
     return open_lake(settings, spark, tmp_path)
+
+
+@pytest.fixture(params=["delta-rs", "delta-spark"])
+def lake(request: pytest.FixtureRequest, spark: SparkSession, tmp_path: Path) -> Lake:
+    return backend_or_default(request.param, spark, tmp_path)
 
 
 def frame(spark: SparkSession, rows: list[tuple]) -> DataFrame:
@@ -246,15 +256,12 @@ class _SparkExportLake(DeltaRsLake):
     export_partition = Lake.export_partition
 
 
-@pytest.fixture(params=["delta-rs", "delta-spark", "spark-export"])
+BACKENDS_AND_SPARK_DEFAULT = ["delta-rs", "delta-spark", "spark-default"]
+
+
+@pytest.fixture(params=BACKENDS_AND_SPARK_DEFAULT)
 def exporting_lake(request: pytest.FixtureRequest, spark: SparkSession, tmp_path: Path) -> Lake:
-    if request.param == "spark-export":
-        return _SparkExportLake(spark, tmp_path / "lake")
-    if request.param == "delta-spark" and not delta_spark_available(spark):
-        pytest.skip("delta-spark backend unavailable: Delta's jars are not on Spark's "
-                    "classpath here (no Maven access); it runs on Databricks")
-    settings = LakeSettings(backend=request.param, catalog=None, schema=None, root=None)
-    return open_lake(settings, spark, tmp_path)
+    return backend_or_default(request.param, spark, tmp_path, _SparkExportLake)
 
 
 def _exported(export: PartitionExport) -> list[tuple]:
@@ -328,15 +335,9 @@ class _SparkCountLake(DeltaRsLake):
     count_rows = Lake.count_rows
 
 
-@pytest.fixture(params=["delta-rs", "delta-spark", "spark-count"])
+@pytest.fixture(params=BACKENDS_AND_SPARK_DEFAULT)
 def counting_lake(request: pytest.FixtureRequest, spark: SparkSession, tmp_path: Path) -> Lake:
-    if request.param == "spark-count":
-        return _SparkCountLake(spark, tmp_path / "lake")
-    if request.param == "delta-spark" and not delta_spark_available(spark):
-        pytest.skip("delta-spark backend unavailable: Delta's jars are not on Spark's "
-                    "classpath here (no Maven access); it runs on Databricks")
-    settings = LakeSettings(backend=request.param, catalog=None, schema=None, root=None)
-    return open_lake(settings, spark, tmp_path)
+    return backend_or_default(request.param, spark, tmp_path, _SparkCountLake)
 
 
 def test_count_rows_of_partitions_ranges_and_versions(counting_lake: Lake,
@@ -373,15 +374,9 @@ class _SparkPartitionsLake(DeltaRsLake):
     replace_partitions = Lake.replace_partitions
 
 
-@pytest.fixture(params=["delta-rs", "delta-spark", "spark-default"])
+@pytest.fixture(params=BACKENDS_AND_SPARK_DEFAULT)
 def partitions_lake(request: pytest.FixtureRequest, spark: SparkSession, tmp_path: Path) -> Lake:
-    if request.param == "spark-default":
-        return _SparkPartitionsLake(spark, tmp_path / "lake")
-    if request.param == "delta-spark" and not delta_spark_available(spark):
-        pytest.skip("delta-spark backend unavailable: Delta's jars are not on Spark's "
-                    "classpath here (no Maven access); it runs on Databricks")
-    settings = LakeSettings(backend=request.param, catalog=None, schema=None, root=None)
-    return open_lake(settings, spark, tmp_path)
+    return backend_or_default(request.param, spark, tmp_path, _SparkPartitionsLake)
 
 
 def test_replace_partitions_commits_each_value_in_order(partitions_lake: Lake,
