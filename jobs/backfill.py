@@ -179,9 +179,8 @@ def _backfill_chunk(ctx: RunContext, transactions: DataFrame, members: DataFrame
         counterparties = counterparty_counts(transactions, first, last, lateness)
         aggregates = tiled_aggregates(daily, counterparties, days, first, last)
         computed_at = now_utc()
-        # computed once for the chunk (kept for backends that filter it per day), then
-        # written one day per commit
-        snapshots = assemble_features(aggregates, lateness, ctx.run_id, computed_at).persist()
+        # computed once for the chunk, written one day per commit
+        snapshots = assemble_features(aggregates, lateness, ctx.run_id, computed_at)
         pending: list[BuildRecord] = []
         flushed = time.monotonic()
         try:
@@ -208,6 +207,5 @@ def _backfill_chunk(ctx: RunContext, transactions: DataFrame, members: DataFrame
         finally:
             # also on failure: the days written so far stay known as built
             journal.record(pending)
-            snapshots.unpersist()
     finally:
         daily.unpersist()

@@ -144,8 +144,9 @@ class Lake(ABC):
         value without rows in `df` empties its rows.  `df` must not hold other values
         of `column` (TableError, before anything is written).
 
-        This default filters `df` once per value (cache `df` first); the delta-rs
-        backend brings `df` to the driver once and splits it there."""
+        This default caches `df` (computed once, by the check for other values) and
+        filters it once per value; the delta-rs backend brings `df` to the driver once
+        and splits it there."""
         from pyspark.sql import functions as F
 
         validate_identifier(column)
@@ -153,12 +154,16 @@ class Lake(ABC):
             raise TableError(f"replace_partitions column {column!r} is not in the data")
         values = list(values)
         key = F.col(column)
-        outside = df.filter(key.isNull() | ~key.isin(values)).count()
-        if outside:
-            raise TableError(_outside_message(table, outside, column, values))
-        for value in values:
-            yield self.replace_where(table, df.filter(key == F.lit(value)), {column: value},
-                                     partition_by)
+        cached = df.persist()
+        try:
+            outside = cached.filter(key.isNull() | ~key.isin(values)).count()
+            if outside:
+                raise TableError(_outside_message(table, outside, column, values))
+            for value in values:
+                yield self.replace_where(table, cached.filter(key == F.lit(value)),
+                                         {column: value}, partition_by)
+        finally:
+            cached.unpersist()
 
     @abstractmethod
     def merge(
