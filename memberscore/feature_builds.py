@@ -158,8 +158,7 @@ class BuildLog:
         if not records:
             return
         rows = [tuple(asdict(r).values()) for r in records]
-        frame = self.lake.spark.createDataFrame(rows, BUILD_LOG_SCHEMA)
-        self.lake.append(self.log_table, frame)
+        self.lake.append_rows(self.log_table, rows, BUILD_LOG_SCHEMA)
 
     def latest(self, start: dt.date, end: dt.date) -> dict[dt.date, BuildRecord]:
         """The latest build row of each day in [start, end] that has one."""

@@ -416,3 +416,39 @@ def test_replace_partitions_refuses_other_values_and_stops_where_the_caller_stop
     rows = collected(lake.read("t"))
     assert sorted(r[0] for r in rows if r[1] == D1) == ["m1y", "m2y", "m3y"]
     assert sorted(r[0] for r in rows if r[1] == D2) == ["m1", "m2", "m3"]
+
+
+# ------------------------------------------------------------------ replace_rows / append_rows
+
+
+class _SparkRowsLake(DeltaRsLake):
+    """delta-rs tables written by the Spark defaults of the row writers."""
+
+    replace_rows = Lake.replace_rows
+    append_rows = Lake.append_rows
+
+
+@pytest.fixture(params=BACKENDS_AND_SPARK_DEFAULT)
+def rows_lake(request: pytest.FixtureRequest, spark: SparkSession, tmp_path: Path) -> Lake:
+    return backend_or_default(request.param, spark, tmp_path, _SparkRowsLake)
+
+
+def test_python_rows_are_written_like_frames(rows_lake: Lake, spark: SparkSession) -> None:
+    lake = rows_lake
+    first = lake.append_rows("t", _rows(D1), SCHEMA, ["as_of_date"])
+    assert (first.version, first.rows_written) == (0, 3)
+    assert {f.name: f.dataType for f in lake.read("t").schema} == \
+        {f.name: f.dataType for f in SCHEMA}
+    # exact decimals, the last microsecond of a UTC day, nulls
+    assert collected(lake.read("t")) == collected(frame(spark, _rows(D1)))
+    lake.append_rows("t", _rows(D2), SCHEMA)
+    replaced = lake.replace_rows("t", _rows(D1, "r")[:1], SCHEMA, {"as_of_date": D1})
+    assert (replaced.version, replaced.rows_written) == (2, 1)
+    rows = collected(lake.read("t"))
+    assert [r[0] for r in rows if r[1] == D1] == ["m1r"]
+    assert len([r for r in rows if r[1] == D2]) == 3
+    with pytest.raises(TableError, match=r"do not match|outside|conform"):
+        lake.replace_rows("t", _rows(D2, "x"), SCHEMA, {"as_of_date": D1})
+    with pytest.raises((TableError, TypeError, ValueError)):
+        lake.append_rows("t", [("m9", "not a date", None, None, None)], SCHEMA)
+    assert lake.version("t") == 2

@@ -40,6 +40,7 @@ from memberscore.lake.base import (
 if TYPE_CHECKING:
     from deltalake import DeltaTable
     from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
 
 log = logging.getLogger(__name__)
 
@@ -182,8 +183,31 @@ class DeltaRsLake(Lake):
         where: Mapping[str, PartitionFilter],
         partition_by: Sequence[str] = (),
     ) -> Commit:
+        return self._replace(table, self._to_arrow(table, df), where, partition_by)
+
+    def replace_rows(
+        self,
+        table: str,
+        rows: Sequence[Sequence[Any]],
+        schema: StructType,
+        where: Mapping[str, PartitionFilter],
+        partition_by: Sequence[str] = (),
+    ) -> Commit:
+        return self._replace(table, self._rows_to_arrow(table, rows, schema), where,
+                             partition_by)
+
+    def append_rows(
+        self,
+        table: str,
+        rows: Sequence[Sequence[Any]],
+        schema: StructType,
+        partition_by: Sequence[str] = (),
+    ) -> Commit:
+        return self._append(table, self._rows_to_arrow(table, rows, schema), partition_by)
+
+    def _replace(self, table: str, data: pa.Table, where: Mapping[str, PartitionFilter],
+                 partition_by: Sequence[str]) -> Commit:
         predicate = where_sql(where)
-        data = self._to_arrow(table, df)
         outside = _rows_outside(data, where)
         if outside:
             raise TableError(
@@ -225,7 +249,9 @@ class DeltaRsLake(Lake):
                                    predicate=where_sql({column: value}))
 
     def append(self, table: str, df: DataFrame, partition_by: Sequence[str] = ()) -> Commit:
-        data = self._to_arrow(table, df)
+        return self._append(table, self._to_arrow(table, df), partition_by)
+
+    def _append(self, table: str, data: pa.Table, partition_by: Sequence[str]) -> Commit:
         if not self.exists(table):
             return self._create(table, data, partition_by, "append")
         return self._commit(table, data, "append", mode="append")
@@ -268,7 +294,29 @@ class DeltaRsLake(Lake):
 
     def _to_arrow(self, table: str, df: DataFrame) -> pa.Table:
         """The frame as Arrow, cast to the existing table's schema when there is one."""
-        data = df.toArrow()
+        return self._conform(table, df.toArrow())
+
+    def _rows_to_arrow(self, table: str, rows: Sequence[Sequence[Any]],
+                       schema: StructType) -> pa.Table:
+        """Python rows (tuples in `schema`'s order) as Arrow, as `_to_arrow` would."""
+        from pyspark.sql.pandas.types import to_arrow_schema
+
+        arrow_schema = to_arrow_schema(schema)
+        names = arrow_schema.names
+        for i, row in enumerate(rows):
+            if len(row) != len(names):
+                raise TableError(f"row {i} for {table!r} has {len(row)} values for "
+                                 f"{len(names)} columns {names}; nothing was written")
+        try:
+            data = pa.Table.from_pylist([dict(zip(names, row, strict=True)) for row in rows],
+                                        schema=arrow_schema)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise TableError(f"rows for {table!r} do not fit its schema: {exc}; nothing "
+                             "was written") from exc
+        return self._conform(table, data)
+
+    def _conform(self, table: str, data: pa.Table) -> pa.Table:
+        """`data` with nullable columns, in the existing table's order and types."""
         data = data.cast(_nullable(data.schema))
         if not self.exists(table):
             return data

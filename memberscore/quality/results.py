@@ -104,17 +104,15 @@ def write_outcome(lake: Lake, outcome: ValidationOutcome) -> Commit:
     ]
     where: dict[str, dt.date | str] = {"run_date": outcome.run_date,
                                        "table_name": outcome.table}
-    lake.replace_where(RESULTS_TABLE,
-                       lake.spark.createDataFrame(rows, VALIDATION_RESULTS_SCHEMA),
-                       where, partition_by=PARTITION_BY)
+    lake.replace_rows(RESULTS_TABLE, rows, VALIDATION_RESULTS_SCHEMA, where,
+                      partition_by=PARTITION_BY)
     data = outcome.data
     run = (outcome.run_id, outcome.run_date, outcome.table, outcome.suite,
            outcome.validated_at, outcome.passed, len(outcome.critical_failures),
            len(outcome.warnings), outcome.table_version, data.rows, data.run_ids,
            data.first_run_id, data.last_run_id, data.written_at, str(outcome.result_path))
-    return lake.replace_where(RUNS_TABLE,
-                              lake.spark.createDataFrame([run], VALIDATION_RUNS_SCHEMA),
-                              where, partition_by=PARTITION_BY)
+    return lake.replace_rows(RUNS_TABLE, [run], VALIDATION_RUNS_SCHEMA, where,
+                             partition_by=PARTITION_BY)
 
 
 @dataclass(frozen=True)
