@@ -71,3 +71,9 @@ def quarantine_table(source: str) -> str:
 def bronze_schema(source: str) -> T.StructType:
     """The source's typed columns followed by the lineage columns."""
     return T.StructType([*SOURCES[source].fields, *LINEAGE])
+
+
+def quoted(column: str) -> str:
+    """`column` as a Spark SQL identifier (backticks, doubled inside the name), for
+    projections written as SQL text (one py4j round trip a column, not ~20)."""
+    return "`" + column.replace("`", "``") + "`"

@@ -45,14 +45,22 @@ def _rows(day: dt.date, tag: str = "") -> list[tuple]:
     ]
 
 
-def backend_or_default(param: str, spark: SparkSession, tmp_path: Path,
-                       spark_default: type[Lake] | None = None) -> Lake:
-    """A lake of backend `param`, or for "spark-default" delta-rs tables handled by
-    `spark_default` (a delta-rs lake running one of Lake's Spark defaults, which is what
-    the delta-spark backend runs)."""
+class SparkDefaultsLake(DeltaRsLake):
+    """delta-rs tables handled by Lake's Spark defaults (what the delta-spark backend
+    runs for these operations), so those code paths are tested here too."""
+
+    export_partition = Lake.export_partition
+    count_rows = Lake.count_rows
+    replace_partitions = Lake.replace_partitions
+    replace_rows = Lake.replace_rows
+    append_rows = Lake.append_rows
+
+
+def open_backend(param: str, spark: SparkSession, tmp_path: Path) -> Lake:
+    """A lake of backend `param` ("spark-default": `SparkDefaultsLake`); delta-spark
+    is skipped, with the reason, where Delta's jars are missing."""
     if param == "spark-default":
-        assert spark_default is not None
-        return spark_default(spark, tmp_path / "lake")  # type: ignore[call-arg]
+        return SparkDefaultsLake(spark, tmp_path / "lake")
     if param == "delta-spark" and not delta_spark_available(spark):
         pytest.skip("delta-spark backend unavailable: Delta's jars are not on Spark's "
                     "classpath here (no Maven access); it runs on Databricks")
@@ -62,7 +70,13 @@ def backend_or_default(param: str, spark: SparkSession, tmp_path: Path,
 
 @pytest.fixture(params=["delta-rs", "delta-spark"])
 def lake(request: pytest.FixtureRequest, spark: SparkSession, tmp_path: Path) -> Lake:
-    return backend_or_default(request.param, spark, tmp_path)
+    return open_backend(request.param, spark, tmp_path)
+
+
+@pytest.fixture(params=["delta-rs", "delta-spark", "spark-default"])
+def any_lake(request: pytest.FixtureRequest, spark: SparkSession, tmp_path: Path) -> Lake:
+    """The backends, plus Lake's Spark defaults over delta-rs tables."""
+    return open_backend(request.param, spark, tmp_path)
 
 
 def frame(spark: SparkSession, rows: list[tuple]) -> DataFrame:
@@ -249,29 +263,14 @@ def test_concurrent_writers_conflict_cleanly(lake: Lake, spark: SparkSession) ->
 # ------------------------------------------------------------------ export_partition
 
 
-class _SparkExportLake(DeltaRsLake):
-    """delta-rs tables exported by the Spark default of `Lake.export_partition` (what
-    the delta-spark backend runs), so that code path is checked here too."""
-
-    export_partition = Lake.export_partition
-
-
-BACKENDS_AND_SPARK_DEFAULT = ["delta-rs", "delta-spark", "spark-default"]
-
-
-@pytest.fixture(params=BACKENDS_AND_SPARK_DEFAULT)
-def exporting_lake(request: pytest.FixtureRequest, spark: SparkSession, tmp_path: Path) -> Lake:
-    return backend_or_default(request.param, spark, tmp_path, _SparkExportLake)
-
-
 def _exported(export: PartitionExport) -> list[tuple]:
     rows = pa.concat_tables([pq.read_table(f) for f in export.files]).to_pylist()
     return sorted((tuple(r.values()) for r in rows), key=lambda r: (str(r[1]), r[0]))
 
 
-def test_export_writes_one_partition_with_exact_types(exporting_lake: Lake, spark: SparkSession,
+def test_export_writes_one_partition_with_exact_types(any_lake: Lake, spark: SparkSession,
                                                       tmp_path: Path) -> None:
-    lake = exporting_lake
+    lake = any_lake
     lake.replace_where("t", frame(spark, _rows(D1)), {"as_of_date": D1}, ["as_of_date"])
     lake.replace_where("t", frame(spark, _rows(D2, "y")), {"as_of_date": D2})
     export = lake.export_partition("t", {"as_of_date": D1}, tmp_path / "out")
@@ -292,8 +291,8 @@ def test_export_writes_one_partition_with_exact_types(exporting_lake: Lake, spar
 
 
 def test_export_reads_the_pinned_version_and_replaces_the_folder(
-        exporting_lake: Lake, spark: SparkSession, tmp_path: Path) -> None:
-    lake = exporting_lake
+        any_lake: Lake, spark: SparkSession, tmp_path: Path) -> None:
+    lake = any_lake
     lake.replace_where("t", frame(spark, _rows(D1)), {"as_of_date": D1}, ["as_of_date"])
     lake.replace_where("t", frame(spark, _rows(D1, "x")[:1]), {"as_of_date": D1})
     old = lake.export_partition("t", {"as_of_date": D1}, tmp_path / "out", version=0)
@@ -303,9 +302,9 @@ def test_export_reads_the_pinned_version_and_replaces_the_folder(
     assert sorted((tmp_path / "out").glob("*.parquet")) == list(new.files)
 
 
-def test_export_of_a_range_and_of_an_empty_partition(exporting_lake: Lake, spark: SparkSession,
+def test_export_of_a_range_and_of_an_empty_partition(any_lake: Lake, spark: SparkSession,
                                                      tmp_path: Path) -> None:
-    lake = exporting_lake
+    lake = any_lake
     lake.replace_where("t", frame(spark, _rows(D1) + _rows(D2, "y")),
                        {"as_of_date": Between(D1, D2)}, ["as_of_date"])
     both = lake.export_partition("t", {"as_of_date": Between(D1, D2)}, tmp_path / "both")
@@ -315,9 +314,9 @@ def test_export_of_a_range_and_of_an_empty_partition(exporting_lake: Lake, spark
     assert not list((tmp_path / "none").glob("*.parquet"))
 
 
-def test_export_refuses_unknown_columns_and_tables(exporting_lake: Lake, spark: SparkSession,
+def test_export_refuses_unknown_columns_and_tables(any_lake: Lake, spark: SparkSession,
                                                    tmp_path: Path) -> None:
-    lake = exporting_lake
+    lake = any_lake
     with pytest.raises(TableError, match="does not exist"):
         lake.export_partition("t", {"as_of_date": D1}, tmp_path / "out")
     lake.replace_where("t", frame(spark, _rows(D1)), {"as_of_date": D1}, ["as_of_date"])
@@ -328,21 +327,9 @@ def test_export_refuses_unknown_columns_and_tables(exporting_lake: Lake, spark: 
 # ------------------------------------------------------------------ count_rows
 
 
-class _SparkCountLake(DeltaRsLake):
-    """delta-rs tables counted by the Spark default of `Lake.count_rows` (what the
-    delta-spark backend runs), so that code path is checked here too."""
-
-    count_rows = Lake.count_rows
-
-
-@pytest.fixture(params=BACKENDS_AND_SPARK_DEFAULT)
-def counting_lake(request: pytest.FixtureRequest, spark: SparkSession, tmp_path: Path) -> Lake:
-    return backend_or_default(request.param, spark, tmp_path, _SparkCountLake)
-
-
-def test_count_rows_of_partitions_ranges_and_versions(counting_lake: Lake,
+def test_count_rows_of_partitions_ranges_and_versions(any_lake: Lake,
                                                       spark: SparkSession) -> None:
-    lake = counting_lake
+    lake = any_lake
     with pytest.raises(TableError, match="does not exist"):
         lake.count_rows("t", {"as_of_date": D1})
     lake.replace_where("t", frame(spark, _rows(D1)), {"as_of_date": D1}, ["as_of_date"])
@@ -368,20 +355,9 @@ def test_count_rows_of_partitions_ranges_and_versions(counting_lake: Lake,
 # ------------------------------------------------------------------ replace_partitions
 
 
-class _SparkPartitionsLake(DeltaRsLake):
-    """delta-rs tables written by the Spark default of `Lake.replace_partitions`."""
-
-    replace_partitions = Lake.replace_partitions
-
-
-@pytest.fixture(params=BACKENDS_AND_SPARK_DEFAULT)
-def partitions_lake(request: pytest.FixtureRequest, spark: SparkSession, tmp_path: Path) -> Lake:
-    return backend_or_default(request.param, spark, tmp_path, _SparkPartitionsLake)
-
-
-def test_replace_partitions_commits_each_value_in_order(partitions_lake: Lake,
+def test_replace_partitions_commits_each_value_in_order(any_lake: Lake,
                                                         spark: SparkSession) -> None:
-    lake = partitions_lake
+    lake = any_lake
     day0, day3 = D1 - dt.timedelta(days=1), D2 + dt.timedelta(days=1)
     # a new table: created by the first value's commit
     commits = list(lake.replace_partitions(
@@ -400,8 +376,8 @@ def test_replace_partitions_commits_each_value_in_order(partitions_lake: Lake,
 
 
 def test_replace_partitions_refuses_other_values_and_stops_where_the_caller_stops(
-        partitions_lake: Lake, spark: SparkSession) -> None:
-    lake = partitions_lake
+        any_lake: Lake, spark: SparkSession) -> None:
+    lake = any_lake
     lake.replace_where("t", frame(spark, _rows(D1) + _rows(D2)),
                        {"as_of_date": Between(D1, D2)}, ["as_of_date"])
     with pytest.raises(TableError, match=r"3 row\(s\).*not one of the 1 value"):
@@ -421,20 +397,8 @@ def test_replace_partitions_refuses_other_values_and_stops_where_the_caller_stop
 # ------------------------------------------------------------------ replace_rows / append_rows
 
 
-class _SparkRowsLake(DeltaRsLake):
-    """delta-rs tables written by the Spark defaults of the row writers."""
-
-    replace_rows = Lake.replace_rows
-    append_rows = Lake.append_rows
-
-
-@pytest.fixture(params=BACKENDS_AND_SPARK_DEFAULT)
-def rows_lake(request: pytest.FixtureRequest, spark: SparkSession, tmp_path: Path) -> Lake:
-    return backend_or_default(request.param, spark, tmp_path, _SparkRowsLake)
-
-
-def test_python_rows_are_written_like_frames(rows_lake: Lake, spark: SparkSession) -> None:
-    lake = rows_lake
+def test_python_rows_are_written_like_frames(any_lake: Lake, spark: SparkSession) -> None:
+    lake = any_lake
     first = lake.append_rows("t", _rows(D1), SCHEMA, ["as_of_date"])
     assert (first.version, first.rows_written) == (0, 3)
     assert {f.name: f.dataType for f in lake.read("t").schema} == \

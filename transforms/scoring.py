@@ -12,8 +12,8 @@ from pyspark.sql import functions as F
 
 from memberscore.config import ScoreBand
 from memberscore.errors import ConfigError
+from memberscore.schemas import quoted
 from memberscore.tables import MEMBER_SCORES_SCHEMA
-from memberscore.transforms.training import quoted
 
 
 def check_bands(bands: Sequence[ScoreBand]) -> None:

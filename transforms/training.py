@@ -27,6 +27,8 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from memberscore.schemas import quoted
+
 LABEL_KEYS = ("member_id", "label_date")
 SNAPSHOT_DATE = "snapshot_date"
 HAS_SNAPSHOT = "has_snapshot"
@@ -122,10 +124,6 @@ def model_inputs(df: DataFrame, feature_columns: Sequence[str], keep: Sequence[s
         *[f"CAST({quoted(c)} AS {types.get(c, T.DoubleType()).simpleString()}) AS {quoted(c)}"
           for c in feature_columns])
 
-
-def quoted(column: str) -> str:
-    """`column` as a Spark SQL identifier (backticks, doubled inside the name)."""
-    return "`" + column.replace("`", "``") + "`"
 
 
 def needed_snapshot_dates(label_dates: Iterable[dt.date]) -> list[dt.date]:

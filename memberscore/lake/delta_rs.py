@@ -36,6 +36,7 @@ from memberscore.lake.base import (
     validate_identifier,
     where_sql,
 )
+from memberscore.schemas import quoted
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable
@@ -95,10 +96,8 @@ class DeltaRsLake(Lake):
             .option("basePath", self.location(table))
             .parquet(*files)
         )
-        # the table's column order (Spark appends partition columns); SQL text is one
-        # py4j round trip a column, Column objects about four
-        return frame.selectExpr(*["`" + name.replace("`", "``") + "`"
-                                  for name in arrow_schema.names])
+        # the table's column order (Spark appends partition columns)
+        return frame.selectExpr(*[quoted(name) for name in arrow_schema.names])
 
     def version(self, table: str) -> int | None:
         if not self.exists(table):

@@ -20,7 +20,7 @@ from pyspark.sql import Column, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from memberscore.transforms.training import quoted
+from memberscore.schemas import quoted
 
 if TYPE_CHECKING:
     from memberscore.models.registry import ResolvedModel
