@@ -7,6 +7,11 @@ Figures:
   scans the same transactions once with a single `groupBy(member_id).sum(amount)` and
   brings the result to the driver as Arrow (what every write of the lake layer does).
   Target <= 1.5.  `features_job_with_validation_seconds` is the whole job.
+- `features_aggregate_pass_vs_floor` (no target): the snapshot's aggregation pass
+  alone (`snapshot_aggregates` to Arrow: the floor's scan plus the columns the
+  contract's rules read, every conditional aggregate, the exact distinct count and
+  the input fingerprint) / the floor: the part of `features_vs_floor` no member
+  join, write or log can remove.
 - `backfill30_vs_one_day`: `backfill --force` of the last 30 days (tiles, 30 commits)
   / one `features` run.  Target <= 4.
 - `features_seconds_{5000,10000,20000}_members`: one `features` run per size, to
@@ -56,6 +61,7 @@ def run(ws: Workspace) -> list[Measurement]:
     with _home(home):
         one_day, with_validation = _features_job(ctx)
         floor = _best(lambda: _floor(ctx))
+        aggregate = _best(lambda: _aggregate_pass(ctx))
         backfill = _best(lambda: _cli("backfill", "--start", _backfill_start().isoformat(),
                                       "--end", END.isoformat(), "--force"), repeats=1,
                          warm_up=False)
@@ -71,6 +77,9 @@ def run(ws: Workspace) -> list[Measurement]:
     results = [
         Measurement("features_vs_floor", one_day / floor, "x", 1.5,
                     note=f"{one_day:.1f}s / {floor:.1f}s; {note}; validation excluded"),
+        Measurement("features_aggregate_pass_vs_floor", aggregate / floor, "x",
+                    note=f"{aggregate:.1f}s / {floor:.1f}s: the snapshot's one aggregation "
+                         "pass alone (no members, no write), the bound of features_vs_floor"),
         Measurement("backfill30_vs_one_day", backfill / one_day, "x", 4.0,
                     note=f"{backfill:.1f}s / {one_day:.1f}s; {note}"),
         Measurement("features_job_with_validation_seconds", with_validation, "s",
@@ -102,9 +111,11 @@ def prepare(ws: Workspace, home: Path) -> None:
 
 
 def prepare_subset(ws: Workspace, home: Path, size: int) -> Path:
-    """Bronze tables of the first `size` members (by id) in a home of their own."""
-    sub_home = ws.root / f"features_{size}"
-    marker = f"features_subset_{size}_of_{MEMBERS}x{DAYS}_seed{SEED}_{END}"
+    """Bronze tables of the first `size` members (by id) in a home of their own,
+    partitioned by landing day as ingest writes them (one file per day), so the
+    sizes differ in rows only, not in file layout."""
+    sub_home = ws.root / f"features_{size}_by_landing_date"
+    marker = f"features_subset_{size}_of_{MEMBERS}x{DAYS}_seed{SEED}_{END}_by_landing_date"
     if ws.done(marker):
         return sub_home
     source = _ctx(ws, home, "bench-subset")
@@ -116,7 +127,7 @@ def prepare_subset(ws: Workspace, home: Path, size: int) -> Path:
         table = bronze_table(name)
         if not target.lake.exists(table):
             rows = source.lake.read(table).join(chosen, on="member_id", how="left_semi")
-            target.lake.append(table, rows)
+            target.lake.append(table, rows.repartition("landing_date"), ["landing_date"])
     ws.mark(marker)
     return sub_home
 
@@ -134,6 +145,16 @@ def _floor(ctx: RunContext) -> None:
         .agg(F.sum("amount").alias("amount"))
         .toArrow()
     )
+
+
+def _aggregate_pass(ctx: RunContext) -> None:
+    """The snapshot's aggregation pass alone, to Arrow: the same scan as the floor,
+    every conditional aggregate of the contract's features and the input
+    fingerprint, nothing else."""
+    from memberscore.transforms.features import snapshot_aggregates
+
+    lateness = ctx.settings.features.allowed_lateness_hours
+    snapshot_aggregates(ctx.lake.read(bronze_table("transactions")), END, lateness).toArrow()
 
 
 def _features_job(ctx: RunContext) -> tuple[float, float]:
