@@ -163,6 +163,11 @@ class ValidationSettings:
 
     row_count_tolerance: float
     build_data_docs: bool
+    # Which engine Great Expectations computes its metrics with: `spark`, `pandas`
+    # (the day's rows collected to the driver), or `auto`: pandas while the day has
+    # at most `pandas_max_rows` rows, Spark above.
+    engine: Literal["auto", "spark", "pandas"]
+    pandas_max_rows: int
 
 
 @dataclass(frozen=True)

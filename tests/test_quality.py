@@ -1,8 +1,12 @@
-"""The expectation suites, run by Great Expectations on Spark.
+"""The expectation suites, run by Great Expectations on each of its engines (Spark,
+and pandas on the collected rows; `validation.engine`).
 
 Each suite passes on hand-written good rows and fails on hand-made bad ones: every
 critical expectation has a case below (a bad row, or a bad frame for the table-level
 checks) and a test that it catches exactly the rows made for it.
+
+Every test that runs a suite runs once per engine, with the same assertions: the
+counts, the example values and the observed values must not depend on the engine.
 
 To keep GX runs few (each costs a second or more on Spark), the bad rows of all
 cases of a table are validated together, next to the good rows, in one frame: since
@@ -299,10 +303,10 @@ def case_rows(table: str) -> list[dict[str, Any]]:
 PARAMETERS = suite_parameters(load_settings("local"), D, None)
 
 
-def validate(workspace: gx.GxWorkspace, table: str, df: DataFrame,
+def validate(workspace: gx.GxWorkspace, table: str, df: DataFrame, engine: str,
              parameters: dict[str, Any] = PARAMETERS) -> dict[str, Any]:
     """label -> (success, result dict) for every expectation of the table's suite."""
-    result = gx.run_suite(workspace, table, df, load_suite(table), parameters)
+    result = gx.run_suite(workspace, table, df, load_suite(table), parameters, engine=engine)
     labels = expectation_labels(table)
     by_label = {labels[str(r.expectation_config.id)]: r for r in result.results}
     assert len(by_label) == len(labels)
@@ -311,6 +315,11 @@ def validate(workspace: gx.GxWorkspace, table: str, df: DataFrame,
 
 def failed(results: dict[str, Any]) -> set[str]:
     return {name for name, r in results.items() if not r.success}
+
+
+@pytest.fixture(scope="module", params=gx.ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.fixture(scope="module")
@@ -324,21 +333,24 @@ def good_frames(spark: SparkSession) -> dict[str, DataFrame]:
 
 
 @pytest.fixture(scope="module")
-def good_results(workspace: gx.GxWorkspace, good_frames: dict[str, DataFrame]) -> dict[str, Any]:
-    """Each table's good rows, validated once: GX's suite result."""
-    return {table: gx.run_suite(workspace, table, df, load_suite(table), PARAMETERS)
+def good_results(workspace: gx.GxWorkspace, good_frames: dict[str, DataFrame],
+                 engine: str) -> dict[str, Any]:
+    """Each table's good rows, validated once per engine: GX's suite result."""
+    return {table: gx.run_suite(workspace, table, df, load_suite(table), PARAMETERS,
+                                engine=engine)
             for table, df in good_frames.items()}
 
 
 @pytest.fixture(scope="module")
-def bad_results(spark: SparkSession, workspace: gx.GxWorkspace) -> dict[str, dict[str, Any]]:
+def bad_results(spark: SparkSession, workspace: gx.GxWorkspace,
+                engine: str) -> dict[str, dict[str, Any]]:
     """Each table's good rows plus every case's bad rows, plus an unexpected column,
-    validated once."""
+    validated once per engine."""
     out = {}
     for table, spec in VALIDATED_TABLES.items():
         rows = GOOD[table] + case_rows(table)
         df = frame(spark, spec, rows).withColumn("unexpected_column", F.lit(1))
-        out[table] = validate(workspace, table, df)
+        out[table] = validate(workspace, table, df, engine)
     return out
 
 
@@ -442,12 +454,13 @@ def test_suite_parameters_come_from_settings_and_the_run() -> None:
     }
 
 
-# --------------------------------------------------------------------------- suites on Spark
+# --------------------------------------------------------------------------- suites on each engine
 
 
 @pytest.mark.parametrize("table", sorted(VALIDATED_TABLES))
 def test_suite_passes_on_good_rows(good_results: dict[str, Any],
-                                   good_frames: dict[str, DataFrame], table: str) -> None:
+                                   good_frames: dict[str, DataFrame], engine: str,
+                                   table: str) -> None:
     result = good_results[table]
     labels = expectation_labels(table)
     assert [labels[str(r.expectation_config.id)] for r in result.results if not r.success] == []
@@ -455,8 +468,9 @@ def test_suite_passes_on_good_rows(good_results: dict[str, Any],
     (non_empty,) = [r for r in result.results
                     if labels[str(r.expectation_config.id)] == NON_EMPTY]
     assert non_empty.result["observed_value"] == len(GOOD[table])
-    # computed by GX's Spark engine, and the frame it cached is released again
-    assert result.meta["batch_spec"]["batch_data"] == "SparkDataFrame"
+    # computed by the engine asked for; a frame cached for Spark is released again
+    assert result.meta["batch_spec"]["batch_data"] == \
+        {"spark": "SparkDataFrame", "pandas": "PandasDataFrame"}[engine]
     assert not good_frames[table].is_cached
 
 
@@ -494,8 +508,8 @@ def test_every_critical_expectation_fails_on_the_bad_rows_and_nothing_else(
 
 @pytest.mark.parametrize("table", sorted(VALIDATED_TABLES))
 def test_empty_day_fails_only_the_row_count(spark: SparkSession, workspace: gx.GxWorkspace,
-                                            table: str) -> None:
-    results = validate(workspace, table, frame(spark, VALIDATED_TABLES[table], []))
+                                            engine: str, table: str) -> None:
+    results = validate(workspace, table, frame(spark, VALIDATED_TABLES[table], []), engine)
     assert failed(results) == {NON_EMPTY}
     assert results[NON_EMPTY].result["observed_value"] == 0
 
@@ -542,3 +556,19 @@ def test_outcomes_read_gx_results_in_suite_order_with_observed_values(
     window = by_label[ROW_COUNT_WINDOW]
     assert (window.success, window.severity, window.observed_value, window.expected) == \
         (True, "warning", str(total), None)  # no previous snapshot: no bounds
+
+
+def test_a_nan_score_fails_the_suite_critically_on_every_engine(
+        spark: SparkSession, workspace: gx.GxWorkspace, engine: str) -> None:
+    """NaN is not null to Spark but is to pandas, so the two engines name different
+    expectations for a NaN score; each of them is critical, so the day fails on both."""
+    nan = {**SCORES_GOOD[0], "member_id": "MNAN", "score": float("nan")}
+    results = validate(workspace, SCORES.name,
+                       frame(spark, SCORES, [*SCORES_GOOD, nan]), engine)
+    expected = {
+        "spark": "expect_column_values_to_be_between(score, min_value=0, max_value=1)",
+        "pandas": NOT_NULL.format("score"),
+    }[engine]
+    assert failed(results) == {expected}
+    assert expected in critical_labels(SCORES.name)
+    assert results[expected].result["unexpected_count"] == 1

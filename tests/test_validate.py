@@ -133,6 +133,32 @@ def test_critical_failure_is_kept_then_raised_and_a_passing_rerun_replaces_it(
     assert path.is_file() and outcome.result_path.is_file() and outcome.result_path != path
 
 
+@pytest.mark.parametrize(("engine", "pandas_max_rows", "used"), [
+    ("auto", 4, "pandas"),    # the day's 4 rows fit
+    ("auto", 3, "spark"),     # one row too many for the driver
+    ("spark", 1_000_000, "spark"),
+    ("pandas", 0, "pandas"),
+])
+def test_the_engine_follows_conf_and_the_day_size_and_records_the_same_outcome(
+        gate_ctx: RunContext, spark: SparkSession, engine: str, pandas_max_rows: int,
+        used: str) -> None:
+    validation = dataclasses.replace(gate_ctx.settings.validation, engine=engine,
+                                     pandas_max_rows=pandas_max_rows)
+    ctx = RunContext(dataclasses.replace(gate_ctx.settings, validation=validation),
+                     run_id="run-1", spark=spark)
+    write_scores(ctx, scores(spark, D, 4, bad_score=1.7))
+    outcome = validate_table(ctx, SCORES.name, D, raise_on_critical=False)
+    stored = json.loads(outcome.result_path.read_text())
+    assert stored["meta"]["memberscore"]["engine"] == used
+    assert stored["meta"]["batch_spec"]["batch_data"] == \
+        {"spark": "SparkDataFrame", "pandas": "PandasDataFrame"}[used]
+    rows = recorded(ctx, SCORES.name, D)
+    assert len(rows) == SCORES_EXPECTATIONS
+    assert [(r["expectation"], r["observed_value"]) for r in rows if not r["success"]] == \
+        [(SCORE_RANGE, "1 of 4 rows unexpected (25.00%), e.g. [1.7]")]
+    assert outcome.row_count == 4 and not outcome.passed
+
+
 def test_row_count_drop_is_a_recorded_warning_that_stops_nothing(
         gate_ctx: RunContext, spark: SparkSession) -> None:
     lake = gate_ctx.lake

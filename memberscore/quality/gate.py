@@ -40,6 +40,7 @@ from memberscore.quality.suites import (
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
+    from memberscore.config import ValidationSettings
     from memberscore.context import RunContext
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,8 @@ def validate_table(ctx: RunContext, table: str, run_date: dt.date,
         frame.persist()
     try:
         data = day_data(frame, spec)
-        result = gx.run_suite(workspace, spec.name, frame, suite, parameters)
+        engine = validation_engine(ctx.settings.validation, data.rows)
+        result = gx.run_suite(workspace, spec.name, frame, suite, parameters, engine=engine)
     finally:
         if cache:
             frame.unpersist()
@@ -103,19 +105,27 @@ def validate_table(ctx: RunContext, table: str, run_date: dt.date,
         workspace, result, spec.suite_name, run_date, ctx.run_id, validated_at,
         meta={"run_id": ctx.run_id, "table": spec.name, "run_date": run_date.isoformat(),
               "env": ctx.env, "previous_row_count": previous, "table_version": version,
-              "data": data.describe()},
+              "data": data.describe(), "engine": engine},
     )
     docs = _build_docs(ctx, workspace, key)
     found = outcome(spec, run_date, ctx.run_id, validated_at,
                     outcomes_from_result(result, expectation_labels(spec.suite_name)),
                     result_path, docs, data=data, table_version=version)
     write_outcome(ctx.lake, found)
-    log.info("%s (%.1fs)", found.summary_line(), time.monotonic() - started)
+    log.info("%s (%s, %.1fs)", found.summary_line(), engine, time.monotonic() - started)
     for line in found.warning_lines():
         log.warning("%s", line)
     if raise_on_critical:
         found.raise_for_critical()
     return found
+
+
+def validation_engine(settings: ValidationSettings, rows: int) -> str:
+    """The GX engine for a day of `rows` rows: conf `validation.engine`, where `auto`
+    means pandas up to `validation.pandas_max_rows` rows and Spark above."""
+    if settings.engine != "auto":
+        return settings.engine
+    return "pandas" if rows <= settings.pandas_max_rows else "spark"
 
 
 def require_passed(ctx: RunContext, table: str, run_date: dt.date,

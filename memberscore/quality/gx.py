@@ -8,12 +8,21 @@ store under `<reports>/validation/` (GX's JSON results, the files the gate's
 messages point at) and a local Data Docs site under `<reports>/data_docs/` rendered
 from that store.
 
-GX runs on Spark: every metric is a Spark aggregate, and only bounded things reach
-the driver (counts, and with failures at most `SAMPLE_SIZE` unexpected values per
-expectation).  GX's own `persist=True` would cache every validated frame and never
-release it, so the datasource is built with `persist=False` and `run_suite` caches
-the frame itself for the duration of one validation (GX passes over it about a dozen
-times) and releases it afterwards.
+Two engines compute GX's metrics, chosen per validation (`validation.engine`):
+- `pandas`: the day's rows are collected once (Arrow) and GX evaluates every
+  expectation in pandas on the driver.  For a day of 20,000 feature rows this takes
+  about 0.7 s, against 3.5-4.5 s on Spark, where GX issues about a dozen small Spark
+  jobs and thousands of py4j calls.  It needs the day to fit on the driver, which is
+  why `auto` uses it only up to `validation.pandas_max_rows` rows.
+- `spark`: every metric is a Spark aggregate, and only bounded things reach the
+  driver (counts, and with failures at most `SAMPLE_SIZE` unexpected values per
+  expectation).  GX's own `persist=True` would cache every validated frame and never
+  release it, so the datasource is built with `persist=False` and `run_suite` caches
+  the frame itself for the duration of one validation (GX passes over it about a
+  dozen times) and releases it afterwards.
+The suites are the same for both, and so are the results: tests/test_quality_engines.py
+runs every suite on both engines over good and bad rows and compares each
+expectation's outcome, counts and observed values.
 
 A validation is run in two passes: the first with no unexpected-value samples, which
 lets Spark answer each expectation with aggregates only; when something failed, the
@@ -33,6 +42,7 @@ from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote, urlparse
 
 if TYPE_CHECKING:
+    import pandas as pd
     from great_expectations.core.expectation_suite import ExpectationSuite
     from great_expectations.core.expectation_validation_result import (
         ExpectationSuiteValidationResult,
@@ -46,6 +56,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DATASOURCE = "memberscore"
+PANDAS_DATASOURCE = "memberscore_pandas"
+ENGINES = ("spark", "pandas")
 BATCH_DEFINITION = "day"
 SITE = "local_site"
 # How many unexpected values a failed expectation shows (GX's own default is 20).
@@ -64,8 +76,9 @@ class GxWorkspace:
     results_dir: Path
     docs_dir: Path
 
-    def batch_definition(self, table: str) -> Any:
-        datasource = self.context.data_sources.get(DATASOURCE)
+    def batch_definition(self, table: str, engine: str = "spark") -> Any:
+        datasource = self.context.data_sources.get(
+            PANDAS_DATASOURCE if engine == "pandas" else DATASOURCE)
         try:
             asset = datasource.get_asset(table)
         except LookupError:
@@ -131,32 +144,76 @@ def _new_workspace(reports: Path) -> GxWorkspace:
     )
     context = gx.get_context(mode="ephemeral", project_config=config)
     context.data_sources.add_spark(DATASOURCE, persist=False)
+    context.data_sources.add_pandas(PANDAS_DATASOURCE)
     return GxWorkspace(context, results_dir, docs_dir)
 
 
 def run_suite(workspace: GxWorkspace, table: str, df: DataFrame, suite: ExpectationSuite,
-              parameters: dict[str, Any], samples: bool = True) -> ExpectationSuiteValidationResult:
-    """Validate `df` against `suite` on Spark and return GX's result.
+              parameters: dict[str, Any], samples: bool = True,
+              engine: str = "spark") -> ExpectationSuiteValidationResult:
+    """Validate `df` against `suite` with `engine` (see the module docstring) and
+    return GX's result.
 
     `samples=False` skips the second pass (no example values for failures)."""
-    batch_definition = workspace.batch_definition(table)
+    if engine not in ENGINES:
+        raise ValueError(f"unknown validation engine {engine!r}; expected one of {ENGINES}")
+    if engine == "pandas":
+        result = _validate(workspace.batch_definition(table, "pandas"), to_pandas(df), suite,
+                           parameters, samples)
+        _nulls_as_none(result)
+        return result
     cache = not df.is_cached
     if cache:
         df.persist()
     try:
-        batch = batch_definition.get_batch(batch_parameters={"dataframe": df})
-        result = batch.validate(
-            suite, expectation_parameters=parameters,
-            result_format={"result_format": "BASIC", "partial_unexpected_count": 0},
-        )
-        failed_ids = {str(r.expectation_config.id) for r in result.results
-                      if not r.success and r.expectation_config is not None
-                      and "unexpected_count" in (r.result or {})}
-        if samples and failed_ids:
-            _add_samples(batch, suite, parameters, result, failed_ids)
+        return _validate(workspace.batch_definition(table, "spark"), df, suite, parameters,
+                         samples)
     finally:
         if cache:
             df.unpersist()
+
+
+def to_pandas(df: DataFrame) -> pd.DataFrame:
+    """The rows of `df` as pandas (one Spark job, Arrow), for GX's pandas engine.
+
+    An integer column with nulls stays integer (pandas' nullable Int64) instead of
+    becoming float64 with NaN, so its values, and the examples a failure shows, are
+    the integers Spark has."""
+    from pyspark.sql import types as T
+
+    frame = cast("pd.DataFrame", df.toPandas())
+    for field in df.schema.fields:
+        if isinstance(field.dataType, T.IntegralType) and frame[field.name].dtype.kind == "f":
+            frame[field.name] = frame[field.name].astype("Int64")
+    return frame
+
+
+def _nulls_as_none(result: ExpectationSuiteValidationResult) -> None:
+    """pandas shows a null as NaT or NaN where Spark shows None: example values
+    read the same whichever engine found them."""
+    import pandas as pd
+
+    for item in result.results:
+        found = item.result or {}
+        values = found.get("partial_unexpected_list")
+        if values:
+            found["partial_unexpected_list"] = [
+                None if not isinstance(v, (list, dict)) and pd.isna(v) else v for v in values]
+
+
+def _validate(batch_definition: Any, data: Any, suite: ExpectationSuite,
+              parameters: dict[str, Any], samples: bool) -> ExpectationSuiteValidationResult:
+    """The two passes of a validation (module docstring) on one batch."""
+    batch = batch_definition.get_batch(batch_parameters={"dataframe": data})
+    result = batch.validate(
+        suite, expectation_parameters=parameters,
+        result_format={"result_format": "BASIC", "partial_unexpected_count": 0},
+    )
+    failed_ids = {str(r.expectation_config.id) for r in result.results
+                  if not r.success and r.expectation_config is not None
+                  and "unexpected_count" in (r.result or {})}
+    if samples and failed_ids:
+        _add_samples(batch, suite, parameters, result, failed_ids)
     return result
 
 
