@@ -51,6 +51,7 @@ class SparkDefaultsLake(DeltaRsLake):
 
     export_partition = Lake.export_partition
     count_rows = Lake.count_rows
+    counts_by = Lake.counts_by
     replace_partitions = Lake.replace_partitions
     replace_rows = Lake.replace_rows
     append_rows = Lake.append_rows
@@ -350,6 +351,28 @@ def test_count_rows_of_partitions_ranges_and_versions(any_lake: Lake,
     assert lake.count_rows("t", {"as_of_date": D1}) == 0
     with pytest.raises(TableError, match="has no column 'day'"):
         lake.count_rows("t", {"day": D1})
+
+
+def test_counts_by_gives_rows_per_partition_value_at_a_version(any_lake: Lake,
+                                                                 spark: SparkSession) -> None:
+    lake = any_lake
+    with pytest.raises(TableError, match="does not exist"):
+        lake.counts_by("t", "as_of_date")
+    lake.replace_where("t", frame(spark, _rows(D1)), {"as_of_date": D1}, ["as_of_date"])
+    lake.append("t", frame(spark, _rows(D1, "b")[:2]))  # a second file in D1
+    lake.replace_where("t", frame(spark, _rows(D2, "y")[:1]), {"as_of_date": D2})
+    assert lake.counts_by("t", "as_of_date") == {D1: 5, D2: 1}
+    assert lake.counts_by("t", "as_of_date", version=0) == {D1: 3}
+    if type(lake) is DeltaRsLake:  # from the Delta log alone: no Spark session needed
+        assert DeltaRsLake(None, lake.root).counts_by(  # type: ignore[arg-type]
+            "t", "as_of_date") == {D1: 5, D2: 1}
+    # a non-partition column is counted from the rows (nulls are a value too)
+    assert lake.counts_by("t", "member_id", version=0) == {"m1": 1, "m2": 1, "m3": 1}
+    # an emptied partition has no entry
+    lake.replace_where("t", frame(spark, []), {"as_of_date": D1})
+    assert lake.counts_by("t", "as_of_date") == {D2: 1}
+    with pytest.raises(TableError, match="has no column 'day'"):
+        lake.counts_by("t", "day")
 
 
 # ------------------------------------------------------------------ replace_partitions

@@ -124,18 +124,30 @@ class DeltaRsLake(Lake):
         delta = self._table(table, version)
         partitions = set(delta.metadata().partition_columns)
         if where and set(where) <= partitions:
-            adds = pa.table(delta.get_add_actions(flatten=True))
-            if adds.num_rows == 0:
+            adds = _counted_files(delta)
+            if adds is not None and adds.num_rows == 0:
                 return 0
-            # a deletion vector would hide rows that num_records still counts
-            deletions = [c for c in adds.column_names if c.startswith("deletion_vector")]
-            if "num_records" in adds.column_names:
+            if adds is not None:
                 matching = adds.filter(_partition_mask(adds, where))
-                counts = matching.column("num_records")
-                if counts.null_count == 0 and not any(
-                        matching.column(c).null_count < matching.num_rows for c in deletions):
-                    return int(pc.sum(counts).as_py() or 0)
+                return int(pc.sum(matching.column("num_records")).as_py() or 0)
         return super().count_rows(table, where, version)
+
+    def counts_by(self, table: str, column: str, version: int | None = None) -> dict[Any, int]:
+        """See `Lake.counts_by`: for a partition column, the sums of `num_records` of
+        the version's files per partition value, from the Delta log; Spark counts for
+        any other column, or when a file has no count or a deletion vector."""
+        delta = self._table(table, version)
+        if column in delta.metadata().partition_columns:
+            adds = _counted_files(delta)
+            if adds is not None and adds.num_rows == 0:
+                return {}
+            if adds is not None:
+                counts: dict[Any, int] = {}
+                for value, rows in zip(adds.column(f"partition.{column}").to_pylist(),
+                                       adds.column("num_records").to_pylist(), strict=True):
+                    counts[value] = counts.get(value, 0) + int(rows)
+                return {value: rows for value, rows in counts.items() if rows > 0}
+        return super().counts_by(table, column, version)
 
     def export_partition(self, table: str, where: Mapping[str, PartitionFilter],
                          folder: Path, *, version: int | None = None,
@@ -424,6 +436,21 @@ def _translate(table: str, exc: Exception) -> Exception:
             "was written: re-run the job"
         )
     return TableError(f"writing {table!r} failed: {text}")
+
+
+def _counted_files(delta: DeltaTable) -> pa.Table | None:
+    """The version's add actions (flattened) when their `num_records` give the exact
+    row counts: every file has one and none has a deletion vector (which would hide
+    rows num_records still counts); else None."""
+    adds = pa.table(delta.get_add_actions(flatten=True))
+    if adds.num_rows == 0:
+        return adds
+    if "num_records" not in adds.column_names or adds.column("num_records").null_count:
+        return None
+    deletions = [c for c in adds.column_names if c.startswith("deletion_vector")]
+    if any(adds.column(c).null_count < adds.num_rows for c in deletions):
+        return None
+    return adds
 
 
 def _partition_mask(adds: pa.Table, where: Mapping[str, PartitionFilter]) -> pa.Array:

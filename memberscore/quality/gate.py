@@ -220,19 +220,14 @@ def day_rows(ctx: RunContext, spec: ValidatedTable, run_date: dt.date,
 
 
 def previous_row_count(ctx: RunContext, spec: ValidatedTable, run_date: dt.date) -> int | None:
-    """The row count of the latest day before `run_date` in the lake, or None."""
+    """The row count of the latest day before `run_date` in the lake, or None.  From
+    the Delta log where the backend can: no read of the table's history, which
+    grows by a day every night."""
     if not ctx.lake.exists(spec.name):
         return None
-    day = F.col(spec.date_column)
-    latest = (
-        ctx.lake.read(spec.name)
-        .where(day < F.lit(run_date))
-        .groupBy(day.alias("day"))
-        .count()
-        .orderBy(F.col("day").desc())
-        .first()
-    )
-    return int(latest["count"]) if latest is not None else None
+    earlier = {day: rows for day, rows in ctx.lake.counts_by(spec.name, spec.date_column).items()
+               if day is not None and day < run_date}
+    return earlier[max(earlier)] if earlier else None
 
 
 def _build_docs(ctx: RunContext, workspace: gx.GxWorkspace, key: Any) -> Path | None:
