@@ -253,20 +253,20 @@ def test_an_interrupted_backfill_keeps_its_written_days_and_resumes(
         [txn(f"t{d}", "m1", f"2026-03-0{d} 10:00:00", f"-{d}.00") for d in range(1, 6)],
     )
     table = ctx.settings.features.table
-    real_commit = DeltaRsLake._commit
+    real_write = DeltaRsLake._write
     calls = {"n": 0}
 
-    def failing_commit(self: DeltaRsLake, name: str, *args: Any, **kwargs: Any) -> Any:
+    def failing_write(delta: Any, name: str, *args: Any, **kwargs: Any) -> Any:
         if name == table:
             calls["n"] += 1
-            if calls["n"] == 2:   # day 1 creates the table; day 2 is commit 1
+            if calls["n"] == 2:   # day 1 creates the table; day 2 is write 1
                 raise OSError("disk full (injected)")
-        return real_commit(self, name, *args, **kwargs)
+        return real_write(delta, name, *args, **kwargs)
 
-    monkeypatch.setattr(DeltaRsLake, "_commit", failing_commit)
+    monkeypatch.setattr(DeltaRsLake, "_write", staticmethod(failing_write))
     with pytest.raises(OSError, match="injected"):
         backfill.build_days(ctx, days)
-    monkeypatch.setattr(DeltaRsLake, "_commit", real_commit)
+    monkeypatch.setattr(DeltaRsLake, "_write", staticmethod(real_write))
 
     written = sorted({r["as_of_date"] for r in ctx.lake.read(table).collect()})
     assert written == days[:2]
