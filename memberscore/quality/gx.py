@@ -12,8 +12,10 @@ Two engines compute GX's metrics, chosen per validation (`validation.engine`):
 - `pandas`: the day's rows are collected once (Arrow) and GX evaluates every
   expectation in pandas on the driver.  For a day of 20,000 feature rows this takes
   about 0.7 s, against 3.5-4.5 s on Spark, where GX issues about a dozen small Spark
-  jobs and thousands of py4j calls.  It needs the day to fit on the driver, which is
-  why `auto` uses it only up to `validation.pandas_max_rows` rows.
+  jobs and thousands of py4j calls.  Its cost grows with the rows (decimals are
+  Python `Decimal`s, kept exact) while Spark's is mostly fixed, so `auto` uses it
+  only up to `validation.pandas_max_rows` rows (the measured crossover is between
+  100,000 and 200,000; docs/data-quality.md).
 - `spark`: every metric is a Spark aggregate, and only bounded things reach the
   driver (counts, and with failures at most `SAMPLE_SIZE` unexpected values per
   expectation).  GX's own `persist=True` would cache every validated frame and never
