@@ -12,6 +12,14 @@ Figures:
   contract's rules read, every conditional aggregate, the exact distinct count and
   the input fingerprint) / the floor: the part of `features_vs_floor` no member
   join, write or log can remove.
+- `features_window_sums_vs_floor` (no target): only the nine additive features
+  (counts and money sums over 7/30/90 days, each a `sum(when(...))` with the
+  contract's window, cutoff and status rules) in the same single pass, to Arrow /
+  the floor: what the contract's rules cost before any distinct count, maximum,
+  fingerprint, member join or write.
+- `features_window_sums_and_distinct_vs_floor` (no target): the same pass plus the
+  exact `distinct_counterparties_30d`, which makes Spark aggregate by member and
+  counterparty first and shuffle that: the price of the exact distinct count.
 - `backfill30_vs_one_day`: `backfill --force` of the last 30 days (tiles, 30 commits)
   / one `features` run, both timed the same way (below).  Target <= 4.
   `backfill30_first_run_seconds` is the first backfill of the process (its warm-up
@@ -37,6 +45,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from pyspark.sql import Column
 from pyspark.sql import functions as F
 
 from benchmarks.common import Measurement, Workspace
@@ -64,6 +73,8 @@ def run(ws: Workspace) -> list[Measurement]:
         one_day, with_validation = _features_job(ctx)
         floor = _best(lambda: _floor(ctx))
         aggregate = _best(lambda: _aggregate_pass(ctx))
+        window_sums = _best(lambda: _window_sums_pass(ctx))
+        with_distinct = _best(lambda: _window_sums_pass(ctx, distinct=True))
         first_backfill = _best(_backfill, repeats=1, warm_up=False)
         backfill = _best(_backfill, warm_up=False)
     per_size = {MEMBERS: one_day}
@@ -81,6 +92,12 @@ def run(ws: Workspace) -> list[Measurement]:
         Measurement("features_aggregate_pass_vs_floor", aggregate / floor, "x",
                     note=f"{aggregate:.1f}s / {floor:.1f}s: the snapshot's one aggregation "
                          "pass alone (no members, no write), the bound of features_vs_floor"),
+        Measurement("features_window_sums_vs_floor", window_sums / floor, "x",
+                    note=f"{window_sums:.1f}s / {floor:.1f}s: the nine additive features "
+                         "alone, one pass, nothing else"),
+        Measurement("features_window_sums_and_distinct_vs_floor", with_distinct / floor, "x",
+                    note=f"{with_distinct:.1f}s / {floor:.1f}s: the nine sums and the exact "
+                         "distinct counterparty count, one pass"),
         Measurement("backfill30_vs_one_day", backfill / one_day, "x", 4.0,
                     note=f"{backfill:.1f}s / {one_day:.1f}s; {note}"),
         Measurement("backfill30_first_run_seconds", first_backfill, "s",
@@ -158,6 +175,40 @@ def _aggregate_pass(ctx: RunContext) -> None:
 
     lateness = ctx.settings.features.allowed_lateness_hours
     snapshot_aggregates(ctx.lake.read(bronze_table("transactions")), END, lateness).toArrow()
+
+
+def _window_sums_pass(ctx: RunContext, distinct: bool = False) -> None:
+    """Only the additive features (transforms.features.WINDOW_SUMS) in one pass over
+    the same transactions, with the same window, cutoff and status rules, to Arrow;
+    with `distinct`, also the exact distinct_counterparties_30d."""
+    from memberscore.transforms.features import (
+        COUNTERPARTY_WINDOW,
+        ROW_METRICS,
+        WINDOW_SUMS,
+        feature_cutoff,
+        settled_counterparty,
+        utc_midnight,
+        with_row_values,
+    )
+
+    lateness = ctx.settings.features.allowed_lateness_hours
+    known = F.col("ingested_at") <= F.lit(feature_cutoff(END, lateness))
+
+    def counted(days: int) -> Column:
+        start = utc_midnight(END - dt.timedelta(days=days - 1))
+        return known & (F.col("booked_at") >= F.lit(start))
+
+    (
+        ctx.lake.read(bronze_table("transactions"))
+        .filter(F.col("booked_at") < F.lit(utc_midnight(END + dt.timedelta(days=1))))
+        .transform(with_row_values)
+        .groupBy("member_id")
+        .agg(*[F.sum(F.when(counted(s.window_days), ROW_METRICS[s.metric]())).alias(s.name)
+               for s in WINDOW_SUMS],
+             *([F.count_distinct(F.when(counted(COUNTERPARTY_WINDOW), settled_counterparty()))
+                .alias("distinct_counterparties_30d")] if distinct else []))
+        .toArrow()
+    )
 
 
 def _features_job(ctx: RunContext) -> tuple[float, float]:
