@@ -100,17 +100,28 @@ A model uses exactly these columns, in this order (`model_feature_names()`):
   chunk); the largest outflow is a trailing maximum. The tests check that every day
   of a tiled backfill equals the one-day computation exactly, column by column.
 - **Cost** (`make bench`, 20,000 members x 90 days, 2.5 million transactions, 2-core
-  machine, two runs on 2026-11-21): one snapshot takes 6.7-7.5 s without the job's
-  own validation (about 4.5 s more with it), 5.0-6.0 times the floor of one scan with
-  one `groupBy` sum (1.3 s; target 1.5, missed). The aggregation pass alone is 1.7-1.9
-  times the floor measured in the same session: it reads four more columns (three of
-  them strings, about 1.3 s more than the floor's three) and the exact distinct
-  counterparty count adds a second aggregation level keyed by member and
-  counterparty, with its own shuffle (about 1 s). The rest is the members join, the
-  member-row fingerprint, the Delta write and the build-log commit. A 30-day
-  backfill costs 3.3-3.7 one-day runs (24.9 s; target 4): the chunk's 30 days are
+  machine, runs of 2026-11-21 evening): one snapshot takes 4.6-6.0 s without the
+  job's own validation (1.5-1.9 s more with it), 3.4-4.0 times the floor of one
+  scan with one `groupBy` sum (1.3-1.6 s; target 1.5, missed). Where it goes, each
+  figure a one-pass aggregation to Arrow over the same transactions, divided by the
+  floor of the same run:
+  - the nine additive features alone (`features_window_sums_vs_floor`): 1.04-1.05.
+    The window, cutoff and status rules as conditional sums cost what the floor's
+    one decimal sum costs (the sums are of whole pence as longs);
+  - adding the exact `distinct_counterparties_30d`
+    (`features_window_sums_and_distinct_vs_floor`): 1.68. Spark then aggregates by
+    member *and* counterparty first and shuffles those rows (34 MB instead of 1 MB);
+    `collect_set` and the `FILTER`/`Expand` rewrite were both measured slower;
+  - the whole pass (`features_aggregate_pass_vs_floor`): 2.0-2.4; the largest
+    outflow, active days, last settled day and late count are nearly free, the
+    input fingerprint (a 64-bit hash of each row) costs about 0.35 of a floor;
+  - the rest of the job (members join, point-in-time members, member fingerprint,
+    Delta write, build log): 1.4-2.7 s.
+  So the target cannot be met while the distinct count is exact: the sums and that
+  count alone are past 1.5. A 30-day backfill costs 2.5-3.8 one-day runs (15-18 s
+  warm, 22-25 s for a process's first backfill; target 4): the chunk's 30 days are
   collected once and committed day by day. 5,000 / 10,000 / 20,000 members take
-  2.9-3.2 / 3.5-4.2 / 6.7-7.5 s.
+  2.1-2.2 / 2.4-2.6 / 4.6-6.0 s.
 
 ## Re-runs and resumable backfills
 
