@@ -33,6 +33,7 @@ from memberscore.lake.base import (
     PartitionFilter,
     PartitionValue,
     _outside_message,
+    require_column,
     validate_identifier,
     where_sql,
 )
@@ -394,9 +395,7 @@ def _arrow_condition(table: str, schema: pa.Schema,
     condition = None
     for column, value in where.items():
         validate_identifier(column)
-        if column not in schema.names:
-            raise TableError(f"table {table!r} has no column {column!r} "
-                             f"(columns: {', '.join(schema.names)})")
+        require_column(table, schema.names, column)
         kind = schema.field(column).type
         field = pc.field(column)
         part = ((field >= pa.scalar(value.low, kind)) & (field <= pa.scalar(value.high, kind))

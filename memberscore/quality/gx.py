@@ -11,7 +11,7 @@ from that store.
 Two engines compute GX's metrics, chosen per validation (`validation.engine`):
 - `pandas`: the day's rows are collected once (Arrow) and GX evaluates every
   expectation in pandas on the driver.  For a day of 20,000 feature rows this takes
-  about 0.7 s, against 3.5-4.5 s on Spark, where GX issues about a dozen small Spark
+  about 0.7 s, against 3.3-4.4 s on Spark, where GX issues about a dozen small Spark
   jobs and thousands of py4j calls.  Its cost grows with the rows (decimals are
   Python `Decimal`s, kept exact) while Spark's is mostly fixed, so `auto` uses it
   only up to `validation.pandas_max_rows` rows (the measured crossover is between
@@ -22,9 +22,9 @@ Two engines compute GX's metrics, chosen per validation (`validation.engine`):
   release it, so the datasource is built with `persist=False` and `run_suite` caches
   the frame itself for the duration of one validation (GX passes over it about a
   dozen times) and releases it afterwards.
-The suites are the same for both, and so are the results: tests/test_quality_engines.py
-runs every suite on both engines over good and bad rows and compares each
-expectation's outcome, counts and observed values.
+The suites are the same for both, and so are the results: every suite test in
+tests/test_quality.py runs once per engine with the same assertions (which
+expectations fail, unexpected and element counts, example and observed values).
 
 A validation is run in two passes: the first with no unexpected-value samples, which
 lets Spark answer each expectation with aggregates only; when something failed, the
