@@ -7,13 +7,24 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 CONSTRAINTS := requirements/constraints.txt
 STAMP  := $(VENV)/.installed
+# Delta's jars for local Spark, pinned in requirements/jars.txt, fetched with Maven.
+JAR_PINS := requirements/jars.txt
+JARS     := $(VENV)/share/memberscore/jars
 # Every pip call (and the build environment of our own package) uses the pins.
 export PIP_CONSTRAINT := $(abspath $(CONSTRAINTS))
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install test demo bench lint typecheck wheel docs constraints clean check-tools
+.PHONY: install jars test demo bench lint typecheck wheel docs constraints clean check-tools
 
-install: $(STAMP)
+install: $(STAMP) $(JARS)/jars.txt
+
+# Once per pin change: the manifest is copied in last, after every jar checked out.
+$(JARS)/jars.txt: $(JAR_PINS) requirements/fetch-jars.sh
+	@requirements/fetch-jars.sh $(JAR_PINS) $(JARS)
+
+# Fetch again whatever is missing or does not match its pinned sha256.
+jars:
+	@requirements/fetch-jars.sh $(JAR_PINS) $(JARS)
 
 $(STAMP): setup.py $(CONSTRAINTS)
 	@$(MAKE) --no-print-directory check-tools
@@ -25,6 +36,7 @@ check-tools:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11'" >&2; exit 1; }
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' || { echo "make: $(PYTHON) is not Python 3.11" >&2; exit 1; }
 	@java -version >/dev/null 2>&1 || { echo "make: Java 17 is required for local Spark and 'java' was not found; install a JDK 17 (e.g. apt-get install openjdk-17-jre-headless)" >&2; exit 1; }
+	@command -v mvn >/dev/null 2>&1 || test -f $(JARS)/jars.txt || { echo "make: Maven ('mvn') is required once, to fetch Delta's jars (requirements/jars.txt); install it (e.g. apt-get install maven)" >&2; exit 1; }
 
 # pytest exits 5 when it collected no test: that is a failure here, not a pass.
 test: install
