@@ -117,6 +117,10 @@ class SparkSettings:
     driver_memory: str
     ui_enabled: bool
     extra_conf: Mapping[str, str]
+    # Delta's jars for the local session; None = <python prefix>/share/memberscore/jars
+    jars_dir: str | None
+    # extra JVM flags of the local driver (e.g. the test suite's faster-starting JIT)
+    java_options: str
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The table I/O layer: one interface (`Lake`), two backends, chosen by conf.
 
-`lake.backend: auto` picks delta-spark when the Spark session can use Delta natively
-(Databricks, or Delta's jars on the classpath) and delta-rs otherwise.
+`lake.backend: auto` is delta-spark, on Databricks and locally alike (the local Spark
+session carries Delta's jars); `delta-rs` is chosen only by name.
 """
 
 from __future__ import annotations
@@ -35,9 +35,7 @@ __all__ = [
 
 def resolve_backend(settings: LakeSettings, spark: SparkSession) -> str:
     """The backend `open_lake` will use for these settings and this session."""
-    if settings.backend != "auto":
-        return settings.backend
-    return "delta-spark" if delta_spark_available(spark) else "delta-rs"
+    return "delta-spark" if settings.backend == "auto" else settings.backend
 
 
 def open_lake(settings: LakeSettings, spark: SparkSession, home: Path) -> Lake:
@@ -47,8 +45,9 @@ def open_lake(settings: LakeSettings, spark: SparkSession, home: Path) -> Lake:
     if backend == "delta-spark":
         if not delta_spark_available(spark):
             raise MissingDependencyError(
-                "lake.backend is delta-spark but this Spark session has no Delta jars "
-                "on its classpath; set lake.backend to auto or delta-rs for local runs"
+                "the delta-spark lake needs Delta on Spark's classpath with its SQL "
+                "extension, and this Spark session has neither; build it with "
+                "memberscore.spark.get_spark (run `make jars` if a jar is missing)"
             )
         from memberscore.lake.delta_spark import DeltaSparkLake
 
