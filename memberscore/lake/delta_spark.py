@@ -8,7 +8,8 @@ work on the executors: nothing is collected.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+import secrets
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,8 @@ from memberscore.lake.base import (
     validate_identifier,
     where_sql,
 )
+
+LAST_COMMIT_VERSION = "spark.databricks.delta.lastCommitVersionInSession"
 
 if TYPE_CHECKING:
     from delta.tables import DeltaTable
@@ -81,6 +84,14 @@ class DeltaSparkLake(Lake):
     def version(self, table: str) -> int | None:
         if not self.exists(table):
             return None
+        if self.namespace is None:
+            # The log's newest version, read by Delta without a Spark job (history(1)
+            # runs one: 0.15-0.3 s a call locally, and jobs ask for versions often).
+            jvm: Any = self.spark._jvm  # type: ignore[attr-defined]
+            none = getattr(getattr(jvm.scala, "None$"), "MODULE$")
+            log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(
+                self.spark._jsparkSession, self.location(table))  # type: ignore[attr-defined]
+            return int(log.update(False, none, none).version())
         row = self._delta(table).history(1).select("version").first()
         return int(row[0]) if row else None
 
@@ -102,22 +113,22 @@ class DeltaSparkLake(Lake):
     def replace_where(self, table: str, df: DataFrame, where: Mapping[str, PartitionFilter],
                       partition_by: Sequence[str] = ()) -> Commit:
         predicate = where_sql(where)
-        rows = df.count()
-        writer = df.write.format("delta").mode("overwrite")
+        observed, rows = _counted(df)
+        writer = observed.write.format("delta").mode("overwrite")
         if self.exists(table):
             writer = writer.option("replaceWhere", predicate)
         elif partition_by:
             writer = writer.partitionBy(*partition_by)
-        self._save(table, writer)
-        return Commit(table, self._current(table), rows, "replace_where")
+        self._save(table, writer, df.columns)
+        return Commit(table, self._committed(), rows(), "replace_where")
 
     def append(self, table: str, df: DataFrame, partition_by: Sequence[str] = ()) -> Commit:
-        rows = df.count()
-        writer = df.write.format("delta").mode("append")
+        observed, rows = _counted(df)
+        writer = observed.write.format("delta").mode("append")
         if not self.exists(table) and partition_by:
             writer = writer.partitionBy(*partition_by)
-        self._save(table, writer)
-        return Commit(table, self._current(table), rows, "append")
+        self._save(table, writer, df.columns)
+        return Commit(table, self._committed(), rows(), "append")
 
     def merge(self, table: str, df: DataFrame, keys: Sequence[str],
               partition_by: Sequence[str] = ()) -> Commit:
@@ -141,30 +152,74 @@ class DeltaSparkLake(Lake):
             )
         except Exception as exc:
             raise _translate(table, exc) from exc
-        return Commit(table, self._current(table), df.count(), "merge")
+        return Commit(table, self._committed(), df.count(), "merge")
 
-    def _save(self, table: str, writer: DataFrameWriter) -> None:
+    def _save(self, table: str, writer: DataFrameWriter, columns: Sequence[str]) -> None:
         try:
             if self.namespace:
                 writer.saveAsTable(self.location(table))
             else:
                 writer.save(self.location(table))
         except Exception as exc:
-            raise _translate(table, exc) from exc
+            raise _translate(table, exc, columns, lambda: self.read(table).columns) from exc
 
-    def _current(self, table: str) -> int:
-        version = self.version(table)
-        assert version is not None
-        return version
+    def _committed(self) -> int:
+        """The version this session's last commit produced (Delta records it in the
+        session conf): no read of the table's history.  A session writes from one
+        thread at a time in every job."""
+        return int(str(self.spark.conf.get(LAST_COMMIT_VERSION)))
 
 
-def _translate(table: str, exc: Any) -> Exception:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    if "Concurrent" in text or "concurrent" in text:
+def _counted(df: DataFrame) -> tuple[DataFrame, Callable[[], int]]:
+    """`df` observed with a row count that the write itself computes (no second
+    pass over `df`, which a `count()` before the write would be), and the function
+    that reads the count once the write has run."""
+    from pyspark.sql import Observation
+    from pyspark.sql import functions as F
+
+    observation = Observation(f"rows_{secrets.token_hex(4)}")
+    observed = df.observe(observation, F.count(F.lit(1)).alias("rows"))
+    return observed, lambda: int(observation.get.get("rows", 0))
+
+
+CONFLICTS = ("Concurrent", "MetadataChanged", "ProtocolChanged")
+
+
+def _java_errors(exc: BaseException) -> list[tuple[str, str]]:
+    """(class name, first message line) of the Java exception behind `exc` and of its
+    causes; for an error PySpark already converted, its own class and text."""
+    found: list[tuple[str, str]] = []
+    java = getattr(exc, "java_exception", None)
+    while java is not None and len(found) < 10:
+        message = str(java.getMessage() or "")
+        found.append((str(java.getClass().getName()), message.splitlines()[0] if message
+                      else ""))
+        java = java.getCause()
+    if not found:
+        text = str(exc)
+        found.append((type(exc).__name__, text.splitlines()[0] if text else ""))
+    return found
+
+
+def _translate(table: str, exc: BaseException, columns: Sequence[str] = (),
+               table_columns: Callable[[], Sequence[str]] | None = None) -> Exception:
+    """A one-line TableError (or TableConflictError) for a failed write."""
+    errors = _java_errors(exc)
+    name, text = next(((n, t) for n, t in errors if t), errors[0])
+    if any(word in n for n, _ in errors for word in CONFLICTS):
         return TableConflictError(
-            f"another writer committed to {table!r} first ({text}); nothing of this run "
-            "was written: re-run the job"
+            f"another writer committed to {table!r} first ({name.rsplit('.', 1)[-1]}: "
+            f"{text}); nothing of this run was written: re-run the job"
         )
     if "replaceWhere" in text or "does not conform" in text.lower():
         return TableError(f"refusing rows for {table!r} outside the replaced partition: {text}")
+    if "schema mismatch" in text.lower() and table_columns is not None:
+        expected = list(table_columns())
+        missing = [c for c in expected if c not in columns]
+        unexpected = [c for c in columns if c not in expected]
+        return TableError(
+            f"refusing rows for {table!r}: their columns are not the table's (missing "
+            f"{', '.join(missing) or 'none'}; not in the table {', '.join(unexpected) or 'none'}"
+            f"; the table has {', '.join(expected)}); nothing was written"
+        )
     return TableError(f"writing {table!r} failed: {text}")
