@@ -46,6 +46,20 @@ def spark():  # type: ignore[no-untyped-def]
     session.stop()
 
 
+@pytest.fixture(autouse=True)
+def _forget_delta_tables() -> Iterator[None]:
+    """After each test, drop what Delta keeps per table in the session: every test
+    makes its own tables, and their cached logs and file-list states would otherwise
+    pile up on the driver for the whole suite."""
+    yield
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.getActiveSession()
+    if session is not None:
+        session.catalog.clearCache()
+        session._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()  # type: ignore[union-attr]
+
+
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh $MEMBERSCORE_HOME for one test."""

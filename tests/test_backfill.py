@@ -244,8 +244,6 @@ def test_an_interrupted_backfill_keeps_its_written_days_and_resumes(
     """The third day's commit fails: the first two days stay written AND logged as
     built (the log is flushed on failure), the rest untouched; the re-run builds
     only the days that were not written."""
-    from memberscore.lake.delta_rs import DeltaRsLake
-
     days = [dt.date(2026, 3, d) for d in range(1, 6)]
     write_bronze(
         ctx,
@@ -253,20 +251,21 @@ def test_an_interrupted_backfill_keeps_its_written_days_and_resumes(
         [txn(f"t{d}", "m1", f"2026-03-0{d} 10:00:00", f"-{d}.00") for d in range(1, 6)],
     )
     table = ctx.settings.features.table
-    real_write = DeltaRsLake._write
+    lake_class = type(ctx.lake)
+    real_replace = lake_class.replace_where
     calls = {"n": 0}
 
-    def failing_write(delta: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+    def failing_replace(lake: Any, name: str, *args: Any, **kwargs: Any) -> Any:
         if name == table:
             calls["n"] += 1
-            if calls["n"] == 2:   # day 1 creates the table; day 2 is write 1
+            if calls["n"] == 3:   # one commit per day: the third day's fails
                 raise OSError("disk full (injected)")
-        return real_write(delta, name, *args, **kwargs)
+        return real_replace(lake, name, *args, **kwargs)
 
-    monkeypatch.setattr(DeltaRsLake, "_write", staticmethod(failing_write))
+    monkeypatch.setattr(lake_class, "replace_where", failing_replace)
     with pytest.raises(OSError, match="injected"):
         backfill.build_days(ctx, days)
-    monkeypatch.setattr(DeltaRsLake, "_write", staticmethod(real_write))
+    monkeypatch.setattr(lake_class, "replace_where", real_replace)
 
     written = sorted({r["as_of_date"] for r in ctx.lake.read(table).collect()})
     assert written == days[:2]

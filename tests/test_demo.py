@@ -4,6 +4,7 @@ Snowflake-compatible warehouse."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,15 @@ def test_demo_trains_runs_the_pipeline_and_publishes(
     # the run report is where the demo says it is
     (report,) = [line for line in out.splitlines() if line.startswith("Run report: ")]
     assert Path(report.split(": ", 1)[1]).is_file()
+
+    # Delta wrote the lake, the way Databricks does, and any Delta reader opens it
+    from deltalake import DeltaTable
+
+    features = Path(ctx.lake.location("member_features_daily"))
+    newest = max((features / "_delta_log").glob("*.json"))
+    commit_info = next(json.loads(line)["commitInfo"] for line in newest.read_text()
+                       .splitlines() if "commitInfo" in line)
+    assert commit_info["engineInfo"].startswith("Apache-Spark/4.0.1 Delta-Lake/4.0.1")
+    read = DeltaTable(str(features)).to_pyarrow_table(
+        partitions=[("as_of_date", "=", day)])
+    assert read.num_rows == rows

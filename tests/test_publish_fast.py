@@ -217,11 +217,16 @@ def test_a_publish_is_timed_and_leaves_nothing_behind(
 
 
 def test_the_delta_rs_lake_spools_without_spark(ctx: RunContext) -> None:
+    """A table the jobs wrote with delta-spark, spooled by the delta-rs backend: its
+    files come from pyarrow, not Spark."""
+    from memberscore.lake.delta_rs import DeltaRsLake
+
     write_scores(ctx, score_rows("r1", members=2))
-    publisher = Publisher(ctx.lake, spool_root=ctx.paths.warehouse / "spool", run_id="t")
+    assert ctx.lake.backend == "delta-spark"
+    lake = DeltaRsLake(ctx.spark, Path(ctx.lake.location("member_scores")).parent)
+    publisher = Publisher(lake, spool_root=ctx.paths.warehouse / "spool", run_id="t")
     prepared = publisher.prepare("member_scores", DAY)
     try:
-        assert ctx.lake.backend == "delta-rs"
         created_by = {pq.ParquetFile(f).metadata.created_by for f in prepared.files}
         assert all(c.startswith("parquet-cpp-arrow") for c in created_by), created_by
         assert prepared.expected == reference([("m1", DAY, "member_churn"),
@@ -236,14 +241,19 @@ def test_copy_results_are_checked(ctx: RunContext) -> None:
     write_scores(ctx, score_rows("r1", members=2))
     publisher = Publisher(ctx.lake, spool_root=ctx.paths.warehouse / "spool", run_id="t")
     prepared = publisher.prepare("member_scores", DAY)
+    rows = [pq.ParquetFile(f).metadata.num_rows for f in prepared.files]
     publisher.discard(prepared)
-    ok = ("part-0.parquet", "LOADED", 2, 2, 1, 0, None, None, None, None)
-    publisher._check_copy(prepared, "S", [ok])
+    ok = [(f.name, "LOADED", n, n, 1, 0, None, None, None, None)
+          for f, n in zip(prepared.files, rows, strict=True)]
+    assert sum(rows) == 2
+    publisher._check_copy(prepared, "S", ok)
+    first, n = prepared.files[0].name, rows[0]
     bad = {
-        "partial": [("part-0.parquet", "PARTIALLY_LOADED", 2, 1, 1, 1, "bad date", 2, 1, "D")],
-        "short": [("part-0.parquet", "LOADED", 1, 1, 1, 0, None, None, None, None)],
+        "partial": [(first, "PARTIALLY_LOADED", n, n - 1, 1, 1, "bad date", 2, 1, "D"),
+                    *ok[1:]],
+        "short": [(first, "LOADED", n - 1, n - 1, 1, 0, None, None, None, None), *ok[1:]],
         "no files": [("Copy executed with 0 files processed.",)],
-        "extra file": [ok, ok],
+        "extra file": [*ok, ok[0]],
     }
     for result in bad.values():
         with pytest.raises(WarehouseError, match="the target is unchanged"):
