@@ -24,6 +24,7 @@ MODULES = [
     "bench_score",
     "bench_publish",
     "bench_monitor",
+    "bench_backends",
 ]
 
 RESULTS = Path(__file__).with_name("results.json")

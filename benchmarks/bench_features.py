@@ -5,7 +5,7 @@ Figures:
   aggregation pass, member join, Delta write, build log; not the job's own Great
   Expectations validation, which is `validate_features_seconds`) / a floor job that
   scans the same transactions once with a single `groupBy(member_id).sum(amount)` and
-  brings the result to the driver as Arrow (what every write of the lake layer does).
+  brings the result to the driver as Arrow.
   Target <= 1.5.  `features_job_with_validation_seconds` is the whole job.
 - `features_aggregate_pass_vs_floor` (no target): the snapshot's aggregation pass
   alone (`snapshot_aggregates` to Arrow: the floor's scan plus the columns the
