@@ -43,6 +43,7 @@ from memberscore.transforms.tiles import (
     MAX_CHUNK_DAYS,
     counterparty_counts,
     daily_tiles,
+    history_by_day,
     late_counts,
     tiled_aggregates,
     transaction_fingerprints,
@@ -156,7 +157,8 @@ def _backfill_chunk(ctx: RunContext, transactions: DataFrame, members: DataFrame
     first, last = chunk[0], chunk[-1]
     daily = daily_tiles(transactions, first, last, lateness).persist()
     try:
-        txn_parts = cumulative(transaction_fingerprints(daily, last).collect(), chunk)
+        txn_rows = transaction_fingerprints(daily, last).collect()
+        txn_parts = cumulative(txn_rows, chunk)
         member_parts = cumulative(member_fingerprints(members, first, last, lateness).collect(),
                                   chunk)
         fingerprints = {d: InputFingerprint(d, txn_parts[d], member_parts[d], lateness, code)
@@ -180,7 +182,8 @@ def _backfill_chunk(ctx: RunContext, transactions: DataFrame, members: DataFrame
         aggregates = tiled_aggregates(daily, counterparties, days, first, last)
         computed_at = now_utc()
         # computed once for the chunk, written one day per commit
-        snapshots = assemble_features(aggregates, lateness, ctx.run_id, computed_at)
+        snapshots = assemble_features(aggregates, lateness, ctx.run_id, computed_at,
+                                      history_by_day(txn_rows, todo))
         pending: list[BuildRecord] = []
         flushed = time.monotonic()
         try:

@@ -41,6 +41,38 @@ def _has_champion(ctx: RunContext) -> bool:
     return all(registry.find(name, alias) is not None for name in ctx.settings.models.names)
 
 
+def _trainable(start: dt.date, end: dt.date, required: int, holdout_weeks: int) -> bool:
+    """Whether a generated bank of [start, end] has labels to train and judge a model
+    on complete windows: more complete label dates than the holdout's weeks."""
+    from memberscore.synthetic import label_dates
+
+    complete = [d for d in label_dates(start, end) if (d - start).days >= required]
+    return len(complete) > holdout_weeks
+
+
+def _check_history(ctx: RunContext, start: dt.date, end: dt.date) -> None:
+    """Stop before generating anything when the bank would be too short to train on
+    complete windows, with train's message and the --days that works."""
+    from memberscore.errors import ModelError
+    from memberscore.feature_registry import model_feature_names, required_history_days
+    from memberscore.jobs.train import History
+    from memberscore.synthetic import label_dates
+
+    required = required_history_days(model_feature_names())
+    weeks = ctx.settings.models.holdout_weeks
+    if _trainable(start, end, required, weeks):
+        return
+    days = (end - start).days + 1
+    enough = next(n for n in range(days, days + 1000)
+                  if _trainable(end - dt.timedelta(days=n - 1), end, required, weeks))
+    labels = label_dates(start, end)
+    why = (History(required, start, labels).failure(len(labels)).split(". Ingest")[0]
+           if labels else f"a {days}-day bank has no labels at all")
+    raise ModelError(f"demo --days {days}: {why}. Generate at least {enough} days "
+                     f"(`memberscore demo --days {enough}`): {required} days of history, "
+                     f"then labels on both sides of the {weeks}-week holdout")
+
+
 def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
     from memberscore.cli import execute, job_arguments
     from memberscore.jobs.generate import params_from
@@ -49,6 +81,8 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
     gen_args = job_arguments("generate")
     gen_args.members, gen_args.days, gen_args.seed = args.members, args.days, args.seed
     params = params_from(ctx, gen_args)
+    if not _has_champion(ctx):
+        _check_history(ctx, params.start_date, params.end_date)
     gen_args.end_date = params.end_date
     result.rows.update(execute(ctx, "generate", gen_args).rows)
 

@@ -33,12 +33,15 @@ from memberscore.feature_builds import (
     code_digest,
     cumulative,
 )
+from memberscore.feature_registry import MAX_WINDOW_DAYS
 from memberscore.quality import validate_table
 from memberscore.schemas import bronze_table
 from memberscore.tables import MEMBER_FEATURES_DAILY
 from memberscore.transforms.features import (
     assemble_features,
+    day_index,
     feature_cutoff,
+    history_days,
     input_totals,
     member_days,
     member_fingerprints,
@@ -96,7 +99,9 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
 
         computed_at = now_utc()
         joined = with_aggregates(member_days(members, day, day, lateness), aggregates)
-        snapshot = assemble_features(joined, lateness, ctx.run_id, computed_at)
+        history = history_days(day_index(day), totals["first_booked_day"])
+        snapshot = assemble_features(joined, lateness, ctx.run_id, computed_at,
+                                     {day_index(day): history})
         mark = time.perf_counter()
         commit = ctx.lake.replace_where(conf.table, snapshot, {"as_of_date": day},
                                         list(MEMBER_FEATURES_DAILY.partition_by))
@@ -126,9 +131,9 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
     timings["total_seconds"] = time.perf_counter() - started
 
     cutoff = feature_cutoff(day, lateness)
-    log.info("features as_of_date=%s members=%d late_rows=%d cutoff=%s version=%d "
-             "seconds=%.1f", day, commit.rows_written, late, cutoff.isoformat(),
-             commit.version, timings["total_seconds"])
+    log.info("features as_of_date=%s members=%d late_rows=%d history_days=%d cutoff=%s "
+             "version=%d seconds=%.1f", day, commit.rows_written, late, history,
+             cutoff.isoformat(), commit.version, timings["total_seconds"])
     # Raised only now: the snapshot, its build-log row and the results are kept.
     validation.raise_for_critical()
     return JobResult(
@@ -138,6 +143,7 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
             "as_of_date": day.isoformat(),
             "members": commit.rows_written,
             "late_txn_count": late,
+            "history_days": history,
             "transactions_seen": fingerprint.transactions.rows,
             "feature_cutoff_at": cutoff.isoformat(),
             "table_version": commit.version,
@@ -153,6 +159,10 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
             f"(table version {commit.version})",
             f"cutoff {cutoff.isoformat()}: {fingerprint.transactions.rows} transaction rows "
             f"seen, {late} late row(s) in the 90-day window left out",
+            f"history_days {history}: "
+            + ("every window is complete" if history >= MAX_WINDOW_DAYS else
+               f"windows longer than {history} days are incomplete (the transactions "
+               "known start later than their first day)"),
             validation.summary_line(),
             *validation.warning_lines(),
             f"took {timings['total_seconds']:.1f}s (aggregate "

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+from dataclasses import dataclass
 
 import pandas as pd
 from pyspark.sql import DataFrame
@@ -31,7 +32,7 @@ from pyspark.sql import functions as F
 from memberscore.args import iso_date
 from memberscore.context import JobResult, RunContext
 from memberscore.errors import MemberscoreError, ModelError
-from memberscore.feature_registry import model_feature_names
+from memberscore.feature_registry import model_feature_names, required_history_days
 from memberscore.jobs.backfill import build_days
 from memberscore.models.baseline import build_baseline
 from memberscore.models.estimator import (
@@ -43,7 +44,7 @@ from memberscore.models.estimator import (
     fit,
     time_split,
 )
-from memberscore.models.promotion import Decision, champion_auc, decide
+from memberscore.models.promotion import Decision, calibration, champion_auc, decide
 from memberscore.models.registry import ModelRegistry, ResolvedModel
 from memberscore.models.tracking import configure_mlflow
 from memberscore.models.training_run import LoggedRun, log_training_run, run_name
@@ -63,6 +64,7 @@ from memberscore.transforms.training import (
 log = logging.getLogger(__name__)
 
 LABELS_TABLE = bronze_table("member_outcomes")
+HISTORY = "history_days"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -84,18 +86,27 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
         raise ModelError(f"{LABELS_TABLE} has no labels with label_date <= {run_date} "
                          f"that had landed by {run_date}; ingest the member_outcomes "
                          "feed, then run train again")
-    backfilled = _ensure_snapshots(ctx, label_dates, backfill=not args.no_backfill)
+    required = required_history_days(features)
+    history = _history(ctx, label_dates, required)
+    if not history.complete_label_dates:
+        raise ModelError(history.failure(labels.count()))
+    backfilled = _ensure_snapshots(ctx, history.complete_label_dates,
+                                   backfill=not args.no_backfill)
 
     table = ctx.settings.features.table
     table_version = ctx.lake.version(table)
     snapshots = ctx.lake.read(table, version=table_version)
-    _require_columns(snapshots, features, table, table_version)
-    attached = attach_snapshots(labels, snapshots, features, conf.feature_ttl_days)
+    _require_columns(snapshots, (*features, HISTORY), table, table_version)
+    attached = attach_snapshots(labels, snapshots, (*features, HISTORY),
+                                conf.feature_ttl_days)
     frame = model_inputs(attached, features, keep=["member_id", "label_date", LABEL,
-                                                   SNAPSHOT_DATE, HAS_SNAPSHOT, SUPERSEDED]
+                                                   SNAPSHOT_DATE, HAS_SNAPSHOT, SUPERSEDED,
+                                                   HISTORY]
                          ).toPandas()  # sklearn trains in this process
-    counts, usable = _usable_rows(frame)
+    counts, usable = _usable_rows(frame, required, set(history.complete_label_dates))
     log.info("training set: %s", " ".join(f"{k}={v}" for k, v in counts.items()))
+    if usable.empty and counts["labels_dropped_incomplete_window"]:
+        raise ModelError(history.failure(counts["labels_dropped_incomplete_window"]))
 
     split = time_split(usable, conf.holdout_weeks)
     check_trainable(split, conf.min_training_rows)
@@ -133,10 +144,16 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
         messages=[
             f"training set: {counts['training_set_rows']} rows from {counts['labels_total']} "
             f"labels up to {run_date} ({counts['labels_dropped_no_snapshot']} dropped: no "
-            f"snapshot within {conf.feature_ttl_days} days before the label date), "
+            f"snapshot within {conf.feature_ttl_days} days before the label date; "
+            f"{counts['labels_dropped_incomplete_window']} dropped: their snapshot saw "
+            f"less than the {required} days of history the model's windows need), "
             f"{table} version {table_version}",
             f"holdout {split.holdout_start}..{split.last_label_date}: "
-            f"{len(split.holdout)} rows, AUC {auc:.4f}",
+            f"{len(split.holdout)} rows, AUC {auc:.4f}, Brier "
+            f"{trained.holdout_metrics['brier']:.4f}, mean prediction "
+            f"{trained.holdout_metrics['mean_prediction']:.4f} against a churn rate of "
+            f"{trained.holdout_metrics['churn_rate']:.4f} "
+            f"({calibration(trained.holdout_metrics).note})",
             *[f"registered {m.name} version {m.version} as @{d.alias}: {d.reason}"
               for m, d in outcomes],
             f"MLflow run {logged.run_id} in {setup.experiment_name}"
@@ -191,6 +208,71 @@ def _ensure_snapshots(ctx: RunContext, label_dates: list[dt.date],
     return runs
 
 
+@dataclass(frozen=True)
+class History:
+    """How much transaction history the lake has for the labels' snapshots."""
+
+    required_days: int
+    first_booked: dt.date | None  # the lake's first booked day (any row)
+    label_dates: list[dt.date]
+
+    def complete(self, snapshot: dt.date) -> bool:
+        """Whether a snapshot of this day can have complete windows (its history
+        may still be shorter when early rows were ingested late, and without bronze
+        transactions nothing is known: the training set checks each snapshot's own
+        `history_days`)."""
+        return (self.first_booked is None
+                or (snapshot - self.first_booked).days + 1 >= self.required_days)
+
+    @property
+    def complete_label_dates(self) -> list[dt.date]:
+        return [d for d in self.label_dates if self.complete(d - dt.timedelta(days=1))]
+
+    def failure(self, dropped: int) -> str:
+        """The one-line error when no label is left."""
+        first_snapshot = self.label_dates[0] - dt.timedelta(days=1)
+        last_snapshot = self.label_dates[-1] - dt.timedelta(days=1)
+        if self.first_booked is None:
+            has = "no transactions"
+            fix_end = last_snapshot
+        else:
+            seen = (last_snapshot - self.first_booked).days + 1
+            has = (f"transactions from {self.first_booked} on, {max(seen, 0)} day(s) "
+                   f"before the last label's snapshot ({last_snapshot})")
+            fix_end = self.first_booked - dt.timedelta(days=1)
+        fix_start = first_snapshot - dt.timedelta(days=self.required_days - 1)
+        first_ok = (self.first_booked + dt.timedelta(days=self.required_days)
+                    if self.first_booked else None)
+        return (
+            f"no label can be trained on: all {dropped} label(s) have snapshots with "
+            f"incomplete windows; the model's features need {self.required_days} days of "
+            f"transaction history behind a snapshot and the lake has {has}. Ingest the "
+            f"earlier history with `memberscore ingest --start {fix_start} --end "
+            f"{fix_end}`"
+            + (f", or train once labels dated after {first_ok} have landed"
+               if first_ok else "")
+        )
+
+
+def _history(ctx: RunContext, label_dates: list[dt.date], required: int) -> History:
+    """The labels' history: the first booked day of bronze_transactions (one
+    aggregate, answered from Delta's file statistics)."""
+    table = bronze_table("transactions")
+    first: dt.date | None = None
+    if ctx.lake.exists(table):
+        row = ctx.lake.read(table).agg(F.min("booked_at").alias("first")).first()
+        if row is not None and row["first"] is not None:
+            first = row["first"].astimezone(dt.UTC).date()
+    history = History(required, first, label_dates)
+    skipped = len(label_dates) - len(history.complete_label_dates)
+    if skipped:
+        log.info("train: %d of %d label date(s) come before %d days of transaction "
+                 "history (the lake's first booked day is %s); their snapshots are "
+                 "not built and their labels are left out", skipped, len(label_dates),
+                 required, first)
+    return history
+
+
 def _require_columns(snapshots: DataFrame, features: tuple[str, ...], table: str,
                      version: int | None) -> None:
     missing = [c for c in features if c not in snapshots.columns]
@@ -199,16 +281,25 @@ def _require_columns(snapshots: DataFrame, features: tuple[str, ...], table: str
                          "rebuild the snapshots with `memberscore backfill --force`")
 
 
-def _usable_rows(frame: pd.DataFrame) -> tuple[dict[str, int], pd.DataFrame]:
-    """Counts for the log and the run, and the rows a model can learn from."""
+def _usable_rows(frame: pd.DataFrame, required: int, complete_dates: set[dt.date]
+                 ) -> tuple[dict[str, int], pd.DataFrame]:
+    """Counts for the log and the run, and the rows a model can learn from: a
+    snapshot whose windows are complete (`history_days >= required`) and an
+    outcome.  Labels dated before the lake has enough history (`complete_dates`
+    lacks their date; their snapshots are never built) count as incomplete, not as
+    labels without a snapshot."""
     has_snapshot = frame[HAS_SNAPSHOT].astype(bool)
+    too_early = ~pd.to_datetime(frame["label_date"]).dt.date.isin(complete_dates)
+    complete = has_snapshot & ~too_early & (frame[HISTORY].fillna(-1) >= required)
     has_outcome = frame[LABEL].notna()
-    usable = frame[has_snapshot & has_outcome].copy()
+    usable = frame[complete & has_outcome].drop(columns=[HISTORY]).copy()
     usable[LABEL] = usable[LABEL].astype(bool)
     counts = {
         "labels_total": len(frame),
-        "labels_dropped_no_snapshot": int((~has_snapshot).sum()),
-        "labels_dropped_null_outcome": int((has_snapshot & ~has_outcome).sum()),
+        "labels_dropped_no_snapshot": int((~has_snapshot & ~too_early).sum()),
+        "labels_dropped_incomplete_window": int(((has_snapshot | too_early)
+                                                 & ~complete).sum()),
+        "labels_dropped_null_outcome": int((complete & ~has_outcome).sum()),
         "labels_superseded": int(frame[SUPERSEDED].sum()),
         "training_set_rows": len(usable),
     }
@@ -223,8 +314,11 @@ def _register(registry: ModelRegistry, name: str, logged: LoggedRun, trained: Tr
     current = registry.find(name, conf.champion_alias)
     current_auc, why = (champion_auc(registry, current, split.holdout, split.holdout[LABEL])
                         if current is not None else (None, None))
+    calibrated = calibration(trained.holdout_metrics)
+    if not calibrated.checked:
+        log.warning("%s: %s", name, calibrated.note)
     decision = decide(new_auc, current, current_auc, conf.champion_alias,
-                      conf.challenger_alias, why)
+                      conf.challenger_alias, why, calibrated)
     version = registry.register(logged.model_uri, name, logged.run_id, tags={
         "holdout_auc": f"{new_auc:.6f}",
         "holdout_start": split.holdout_start.isoformat(),
@@ -232,6 +326,7 @@ def _register(registry: ModelRegistry, name: str, logged: LoggedRun, trained: Tr
     })
     registry.set_alias(version, decision.alias)
     registry.tag(version, {"alias_decision": decision.reason, "alias_given": decision.alias,
+                           "calibration": calibrated.note,
                            **({"champion_holdout_auc": f"{current_auc:.6f}"}
                               if current_auc is not None else {})})
     if current_auc is not None:

@@ -63,6 +63,17 @@ member's account activity at the **feature cutoff** of that day. It is written b
 - **Types.** Money is `decimal(18,2)`, summed exactly (a sum that does not fit fails
   the job instead of rounding); counts are `bigint`; shares are `double`; day counts
   are `int`.
+- **History and complete windows.** `history_days` is how many days of ingested
+  transaction history snapshot D could see: `min(D - F + 1, {max_window})`, where F
+  is the first booked day among the transactions known by D's cutoff (of any member
+  and status; 0 when none is known). A window of N days is **complete** when
+  `history_days >= N`; before that it undercounts (a "90-day" count over 40 days of
+  data is not a 90-day count). The value is the same for every member of a day: it
+  describes the lake, not the member (a new member's short tenure is real history).
+  `train` learns only from snapshots whose model features all have complete windows
+  ({max_window} days for the current model), and the drift baseline comes from the
+  same snapshots, so training, baseline and the scored days share one meaning of
+  every window.
 - **Lineage.** `feature_cutoff_at` is D's cutoff; `run_id` and `computed_at` name
   the run that wrote the day. A re-run replaces the day's partition in one commit:
   the feature values are identical, `run_id` and `computed_at` are the new run's.

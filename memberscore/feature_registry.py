@@ -5,7 +5,9 @@ uses it.
 Everything else derives from here: the table schema (`feature_table_schema`), the
 model's input list (`model_feature_names`), the generated docs (docs/features.md via
 `memberscore.feature_docs`) and the tests that hold the transform to its declared
-schema.  Adding a feature means adding one `Feature` here, its expression in
+schema.  `history_days` (role `coverage`) says how much transaction history a snapshot could
+see, so a reader (and `train`) can tell a complete 90-day window from one that saw
+only 30 days of data.  Adding a feature means adding one `Feature` here, its expression in
 `transforms/features.py` (and, when it is windowed, in `transforms/tiles.py`), and
 regenerating the docs; a test fails until all of them agree.
 
@@ -19,6 +21,7 @@ Types:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -27,7 +30,7 @@ from pyspark.sql import types as T
 from memberscore.schemas import MONEY
 from memberscore.tables import MEMBER_FEATURES_DAILY
 
-Role = Literal["key", "feature", "lineage"]
+Role = Literal["key", "feature", "coverage", "lineage"]
 
 OWNER = "member-analytics"
 COUNT = T.LongType()
@@ -113,6 +116,12 @@ FEATURES: tuple[Feature, ...] = (
     _feature("tenure_days", DAYS,
              "D - date(onboarded_at), from the member's latest record known by the "
              "cutoff.", None),
+    # ---------------------------------------------------------------- coverage
+    Feature("history_days", DAYS, "coverage",
+            "Days of ingested transaction history the snapshot could see: min(D - the "
+            "first booked day among the transactions known by the cutoff + 1, 90); 0 "
+            "when none is known.  A window of N days is complete when history_days >= "
+            "N: a shorter history undercounts every longer window."),
     # ---------------------------------------------------------------- lineage
     Feature("feature_cutoff_at", T.TimestampType(), "lineage",
             "D + 1 day 00:00 + allowed lateness (UTC): rows with a later ingested_at "
@@ -151,6 +160,17 @@ def feature_names() -> list[str]:
 def model_feature_names() -> list[str]:
     """The numeric features a model uses, in table order: the exact input list."""
     return [f.name for f in FEATURES if f.role == "feature" and f.model_input]
+
+
+def coverage_names() -> list[str]:
+    """The coverage columns (`history_days`): how much history a snapshot saw."""
+    return [f.name for f in FEATURES if f.role == "coverage"]
+
+
+def required_history_days(names: Sequence[str]) -> int:
+    """The history a snapshot needs for every window of these features to be complete:
+    the longest window among them (0 for point-in-time features only)."""
+    return max((feature(n).window_days or 0 for n in names), default=0)
 
 
 def lineage_names() -> list[str]:

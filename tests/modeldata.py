@@ -20,7 +20,12 @@ from pyspark.sql import types as T
 
 from memberscore.config import Settings
 from memberscore.context import RunContext
-from memberscore.feature_registry import FEATURES, feature_table_schema, model_feature_names
+from memberscore.feature_registry import (
+    FEATURES,
+    MAX_WINDOW_DAYS,
+    feature_table_schema,
+    model_feature_names,
+)
 from memberscore.schemas import bronze_schema, bronze_table
 
 FEATURE_TABLE = "member_features_daily"
@@ -53,7 +58,8 @@ def _typed(dtype: T.DataType, value: Any) -> Any:
 
 def feature_frame(spark: SparkSession, records: Iterable[Mapping[str, Any]]) -> DataFrame:
     """Rows of member_features_daily: each record gives member_id, as_of_date and any
-    feature values; the rest are neutral, lineage is fixed."""
+    feature values; the rest are neutral, history complete (90 days) unless given,
+    lineage is fixed."""
     rows = []
     for record in records:
         row = []
@@ -64,6 +70,8 @@ def feature_frame(spark: SparkSession, records: Iterable[Mapping[str, Any]]) -> 
                 row.append(CUTOFF)
             elif feature.name == "run_id":
                 row.append("test-features")
+            elif feature.name == "history_days":
+                row.append(MAX_WINDOW_DAYS)
             else:
                 row.append(_neutral(feature.dtype, feature.nullable))
         rows.append(tuple(row))

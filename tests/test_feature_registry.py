@@ -11,12 +11,14 @@ from pyspark.sql import types as T
 from memberscore import feature_docs
 from memberscore.feature_registry import (
     FEATURES,
+    coverage_names,
     feature,
     feature_names,
     feature_table_schema,
     key_names,
     lineage_names,
     model_feature_names,
+    required_history_days,
     windows,
 )
 from memberscore.schemas import MONEY
@@ -31,7 +33,7 @@ CONTRACT_COLUMNS = [
     "inflow_sum_30d", "inflow_sum_90d", "outflow_sum_30d", "outflow_sum_90d",
     "net_flow_30d", "max_outflow_30d", "distinct_counterparties_30d",
     "failed_payment_count_30d", "card_spend_share_30d", "active_days_30d",
-    "days_since_last_txn", "tenure_days",
+    "days_since_last_txn", "tenure_days", "history_days",
     "feature_cutoff_at", "run_id", "computed_at",
 ]
 
@@ -51,7 +53,7 @@ def test_declared_types() -> None:
     for name in ("txn_count_7d", "txn_count_30d", "txn_count_90d",
                  "distinct_counterparties_30d", "failed_payment_count_30d"):
         assert types[name] == T.LongType(), name
-    for name in ("active_days_30d", "days_since_last_txn", "tenure_days"):
+    for name in ("active_days_30d", "days_since_last_txn", "tenure_days", "history_days"):
         assert types[name] == T.IntegerType(), name
     assert types["card_spend_share_30d"] == T.DoubleType()
     assert types["as_of_date"] == T.DateType()
@@ -65,7 +67,7 @@ def test_only_documented_nulls_are_nullable() -> None:
 
 def test_model_features_are_the_numeric_features() -> None:
     names = model_feature_names()
-    assert names == feature_names() == CONTRACT_COLUMNS[2:-3]
+    assert names == feature_names() == CONTRACT_COLUMNS[2:-4]
     numeric = (T.LongType, T.IntegerType, T.DoubleType, T.DecimalType)
     assert all(isinstance(feature(n).dtype, numeric) for n in names)
 
@@ -83,6 +85,16 @@ def test_transform_windows_match_the_registry() -> None:
         if window_sum.name in feature_names():
             assert feature(window_sum.name).window_days == window_sum.window_days
     assert set(AGGREGATE_COLUMNS) >= {s.name for s in WINDOW_SUMS}
+
+
+def test_history_needed_is_the_longest_window_of_the_features_used() -> None:
+    assert coverage_names() == ["history_days"]
+    assert feature("history_days").role == "coverage"
+    assert not feature("history_days").model_input
+    assert required_history_days(model_feature_names()) == 90
+    assert required_history_days(["txn_count_7d", "txn_count_30d"]) == 30
+    assert required_history_days(["tenure_days", "days_since_last_txn"]) == 0
+    assert required_history_days([]) == 0
 
 
 def test_unknown_feature_names_the_known_ones() -> None:

@@ -30,12 +30,14 @@ from memberscore.errors import QualityGateError
 from memberscore.feature_registry import feature_table_schema, lineage_names
 from memberscore.quality import recorded_validation, require_passed
 from memberscore.transforms.features import (
+    day_index,
     feature_cutoff,
     input_totals,
     member_days,
     member_features,
     snapshot_aggregates,
 )
+from memberscore.transforms.tiles import daily_tiles, history_by_day, transaction_fingerprints
 
 D = dt.date(2026, 3, 31)
 LATENESS = 6.0
@@ -240,8 +242,9 @@ def test_job_writes_partition_reruns_identically_and_ignores_late_rows(
     assert main(["features", "--run-date", D.isoformat()]) == 0
     out = capsys.readouterr().out
     assert "7 members" in out and "3 late row(s)" in out
+    assert "history_days 90: every window is complete" in out
     # the job validated the snapshot it wrote
-    assert ("validate member_features_daily 2026-03-31: passed, 43/43 expectations met, "
+    assert ("validate member_features_daily 2026-03-31: passed, 45/45 expectations met, "
             "7 rows; result ") in out
     table = ctx.settings.features.table
     first = ctx.lake.read(table)
@@ -299,3 +302,66 @@ def test_job_fails_in_one_line_without_bronze(ctx: RunContext,
     assert len(err) == 1
     assert "bronze_transactions" in err[0] and "memberscore ingest" in err[0]
     assert "Traceback" not in stderr
+
+
+# --------------------------------------------------------------------------- history
+
+
+HISTORY_MEMBERS = [member("m1", "2025-01-01 00:00:00"), member("m2", "2025-01-01 00:00:00")]
+
+
+def history_of(spark: SparkSession, transactions: list[dict[str, object]],
+               day: dt.date = D) -> set[int]:
+    frame = member_features(members_frame(spark, HISTORY_MEMBERS),
+                            transactions_frame(spark, transactions), day, LATENESS,
+                            "test-run", COMPUTED_AT)
+    return {r["history_days"] for r in frame.collect()}
+
+
+@pytest.mark.parametrize(("first_booked", "expected"), [
+    ("2026-03-31 23:59:59", 1),     # history starts on D itself
+    ("2026-03-30 00:00:00", 2),
+    ("2026-01-02 00:00:00", 89),    # one day short of the 90-day window
+    ("2026-01-01 00:00:00", 90),    # the 90-day window's first day: complete
+    ("2025-06-01 00:00:00", 90),    # capped at the longest window
+])
+def test_history_days_counts_from_the_first_known_booking(
+        spark: SparkSession, first_booked: str, expected: int) -> None:
+    rows = [txn("a", "m1", first_booked, "-1.00", status="failed"),  # any status counts
+            txn("b", "m2", "2026-03-31 10:00:00", "5.00")]
+    # the same for every member of the day: m1's history is the bank's, and m2's
+    assert history_of(spark, rows) == {expected}
+
+
+def test_history_days_ignores_rows_not_known_by_the_cutoff_and_after_d(
+        spark: SparkSession) -> None:
+    rows = [
+        # booked long before, ingested after D's cutoff: not history D could see
+        txn("late", "m1", "2025-06-01 00:00:00", "-1.00",
+            ingested_at="2026-04-01 06:00:00.000001"),
+        # booked after D: outside every window
+        txn("next", "m2", "2026-04-01 00:00:00", "1.00", ingested_at="2026-04-01 00:30:00"),
+        txn("first", "m2", "2026-03-02 12:00:00", "1.00"),
+    ]
+    assert history_of(spark, rows) == {30}
+    # no transaction known at all: 0, never null
+    assert history_of(spark, rows[:2]) == {0}
+    # the late row is known by the next days' cutoffs
+    assert history_of(spark, rows, D + dt.timedelta(days=5)) == {90}
+
+
+def test_tiled_history_equals_the_one_day_history(spark: SparkSession) -> None:
+    rows = [
+        txn("late", "m1", "2026-01-05 00:00:00", "-1.00", ingested_at="2026-03-20 03:00:00"),
+        txn("first", "m2", "2026-02-10 12:00:00", "1.00"),
+    ]
+    start, end = dt.date(2026, 3, 10), dt.date(2026, 4, 5)
+    daily = daily_tiles(transactions_frame(spark, rows), start, end, LATENESS)
+    days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+    tiled = history_by_day(transaction_fingerprints(daily, end).collect(), days)
+    direct = {day_index(day): history_of(spark, rows, day).pop() for day in days}
+    assert tiled == direct
+    # before the late row is known (03-19's cutoff is 03-20 06:00) history starts 02-10
+    assert direct[day_index(dt.date(2026, 3, 18))] == 37
+    assert direct[day_index(dt.date(2026, 3, 19))] == 74
+    assert direct[day_index(end)] == 90

@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from pyspark.sql import types as T
 
 from memberscore.config import Settings
 from memberscore.context import JobResult, RunContext
-from memberscore.errors import ModelError, NotBuiltYetError
+from memberscore.errors import ModelError
 from memberscore.jobs import train
 from memberscore.models import baseline as bl
 from memberscore.models.estimator import check_trainable, time_split
@@ -312,6 +313,12 @@ def test_train_logs_everything_and_applies_the_alias_rule(
     write_features(ctx_b, feature_frame(spark, [
         {"member_id": m, "as_of_date": day - dt.timedelta(days=8)} for m, day, _ in stale]))
     write_labels(ctx_b, label_frame(spark, [*stale, ("m000", run_date + dt.timedelta(1), True)]))
+    # and 3 whose snapshot saw only 45 days of history: incomplete windows, dropped
+    short = [(f"h{i}", LABEL_DATES[-1], i == 0) for i in range(3)]
+    write_features(ctx_b, feature_frame(spark, [
+        {"member_id": m, "as_of_date": day - dt.timedelta(days=1), "history_days": 45,
+         "txn_count_30d": 1} for m, day, _ in short]))
+    write_labels(ctx_b, label_frame(spark, short))
     # and a label of the last date that landed only after the run date: not known yet
     write_labels(ctx_b, label_frame(spark, [("y0", LABEL_DATES[-1], True)],
                                     landing_date=run_date + dt.timedelta(1)))
@@ -339,11 +346,14 @@ def test_train_logs_everything_and_applies_the_alias_rule(
     # What the run of B logged.
     run = registry.client.get_run(champion.run_id)
     counts = second.details["counts"]
-    assert counts == {"labels_total": 485, "labels_dropped_no_snapshot": 5,
+    assert counts == {"labels_total": 488, "labels_dropped_no_snapshot": 5,
+                      "labels_dropped_incomplete_window": 3,
                       "labels_dropped_null_outcome": 0, "labels_superseded": 0,
                       "training_set_rows": 480, "train_rows": 320, "holdout_rows": 160}
     assert run.data.metrics["training_set_rows"] == 480
     assert run.data.metrics["labels_dropped_no_snapshot"] == 5
+    assert run.data.metrics["labels_dropped_incomplete_window"] == 3
+    assert "3 dropped: their snapshot saw less than the 90 days" in second.messages[0]
     assert run.data.metrics["holdout_auc"] == pytest.approx(second.details["holdout_auc"])
     assert {"holdout_average_precision", "holdout_log_loss", "holdout_brier",
             "train_auc"} <= set(run.data.metrics)
@@ -441,30 +451,64 @@ def test_no_labels_or_one_class_is_a_clear_model_error(
 # --------------------------------------------------------------------------- end to end
 
 @pytest.mark.slow
-def test_a_model_trained_on_generated_data_beats_auc_065(
-        settings: Settings, spark: SparkSession, mlflow_home: Path, tmp_path: Path) -> None:
-    """generate -> ingest the history (one range) -> train (which backfills the
-    snapshots it needs)."""
+def generated_bank(ctx: RunContext, members: int, days: int) -> Callable[..., JobResult]:
+    """generate -> ingest the history (one range); returns the job runner."""
     from memberscore.cli import build_parser, execute
-
-    ctx = job_ctx(settings, spark, mlflow_home, tmp_path, "churn_generated",
-                  max_iter=100, min_training_rows=200, holdout_weeks=3)
 
     def job(*argv: str) -> JobResult:
         args = build_parser().parse_args(list(argv))
         return execute(ctx, args.command, args)
 
-    try:
-        job("generate", "--members", "400", "--days", "100", "--seed", "11",
-            "--end-date", "2026-03-31", "--clean")  # dirty rows are ingest's business
-        days = sorted({p.name for p in ctx.paths.landing.glob("*/*") if p.is_dir()})
-        assert days, "generate wrote no landing days"
-        job("ingest", "--start", days[0], "--end", days[-1])
-        result = job("train", "--run-date", "2026-03-31")
-    except NotBuiltYetError as exc:
-        pytest.skip(f"a job this test needs is not built yet: {exc}")
+    shutil.rmtree(ctx.paths.landing, ignore_errors=True)  # the module shares one home
+    job("generate", "--members", str(members), "--days", str(days), "--seed", "11",
+        "--end-date", "2026-03-31", "--clean")  # dirty rows are ingest's business
+    landed = sorted({p.name for p in ctx.paths.landing.glob("*/*") if p.is_dir()})
+    assert landed, "generate wrote no landing days"
+    job("ingest", "--start", landed[0], "--end", landed[-1])
+    return job
+
+
+def test_a_model_trained_on_generated_data_beats_auc_065(
+        settings: Settings, spark: SparkSession, mlflow_home: Path, tmp_path: Path) -> None:
+    """generate -> ingest -> train (which backfills the snapshots it needs), on a bank
+    long enough for complete windows: 160 days, labels weekly from day 28."""
+    ctx = job_ctx(settings, spark, mlflow_home, tmp_path, "churn_generated",
+                  max_iter=100, min_training_rows=200, holdout_weeks=3)
+    result = generated_bank(ctx, 400, 160)("train", "--run-date", "2026-03-31")
     assert result.details["holdout_auc"] > 0.65
     assert result.details["versions"]["churn_generated"]["alias"] == "champion"
+    counts = result.details["counts"]
+    # the first bank day is 2025-10-23: labels dated before 2026-01-21 have snapshots
+    # with less than 90 days behind them; they are counted and never built
+    assert counts["labels_dropped_incomplete_window"] > counts["training_set_rows"]
+    assert counts["labels_dropped_no_snapshot"] < 5  # members outside a complete snapshot
+    built = {d for a, b in result.details["backfilled"]
+             for d in pd.date_range(a, b).date}
+    assert built and min(built) >= dt.date(2026, 1, 20)
+    snapshots = ctx.lake.read("member_features_daily")
+    assert {r[0] for r in snapshots.select("history_days").distinct().collect()} == {90}
+    run = mlflow.get_run(result.details["mlflow_run_id"])
+    assert (run.data.metrics["labels_dropped_incomplete_window"]
+            == counts["labels_dropped_incomplete_window"])
+    for metric in ("holdout_brier", "holdout_mean_prediction", "holdout_calibration_ratio"):
+        assert metric in run.data.metrics, metric
+
+
+def test_train_on_too_short_a_history_fails_naming_the_history_needed(
+        settings: Settings, spark: SparkSession, mlflow_home: Path, tmp_path: Path) -> None:
+    """100 days of history: every label's snapshot comes before day 90."""
+    ctx = job_ctx(settings, spark, mlflow_home, tmp_path, "churn_short",
+                  max_iter=20, min_training_rows=10, holdout_weeks=1)
+    job = generated_bank(ctx, 40, 100)
+    with pytest.raises(ModelError) as raised:
+        job("train", "--run-date", "2026-03-31")
+    message = str(raised.value)
+    assert "\n" not in message
+    assert "need 90 days of transaction history behind a snapshot" in message
+    assert "the lake has transactions from 2025-12-22 on" in message
+    # the labels' first snapshot is 2026-01-18 (label 2026-01-19): 89 days before it
+    assert "`memberscore ingest --start 2025-10-21 --end 2025-12-21`" in message
+    assert not ctx.lake.exists("member_features_daily")  # nothing was backfilled
 
 
 @pytest.fixture(autouse=True)

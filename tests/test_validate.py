@@ -275,7 +275,7 @@ def test_validate_command_reports_each_suite_and_builds_data_docs(
                       "not validated")
     assert out[1].startswith("validate bronze_transactions 2026-01-05: passed, 20/20 "
                              "expectations met, 3 rows; result ")
-    assert out[2].startswith("validate member_features_daily 2026-01-05: passed, 43/43 "
+    assert out[2].startswith("validate member_features_daily 2026-01-05: passed, 45/45 "
                              "expectations met, 3 rows; result ")
     docs = ctx.paths.reports / "data_docs" / "index.html"
     assert out[3] == f"Data Docs: {docs}"

@@ -24,7 +24,7 @@ session time zone.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -322,6 +322,7 @@ def snapshot_aggregates(transactions: DataFrame, as_of_date: dt.date,
         F.count(F.when(~is_known & in_window(MAX_WINDOW_DAYS), F.lit(1)))
         .alias("late_txn_count"),
         F.count(F.when(is_known, F.lit(1))).alias("fp_rows"),
+        F.min(F.when(is_known, booked_day)).alias("first_booked_day"),
         F.sum(F.when(is_known, hi)).alias("fp_hash_hi"),
         F.sum(F.when(is_known, lo)).alias("fp_hash_lo"),
     ]
@@ -336,10 +337,12 @@ def snapshot_aggregates(transactions: DataFrame, as_of_date: dt.date,
 
 
 def input_totals(aggregates: DataFrame) -> DataFrame:
-    """One row: the late count and the transaction fingerprint over all members of
-    `snapshot_aggregates` (members outside the snapshot included)."""
+    """One row: the late count, the first booked day known (`first_booked_day`,
+    null when none; for `history_days`) and the transaction fingerprint over all
+    members of `snapshot_aggregates` (members outside the snapshot included)."""
     return aggregates.agg(
         F.coalesce(F.sum("late_txn_count"), F.lit(0)).alias("late_txn_count"),
+        F.min("first_booked_day").alias("first_booked_day"),
         F.coalesce(F.sum("fp_rows"), F.lit(0)).alias("fp_rows"),
         F.coalesce(F.sum("fp_hash_hi"), F.lit(0)).alias("fp_hash_hi"),
         F.coalesce(F.sum("fp_hash_lo"), F.lit(0)).alias("fp_hash_lo"),
@@ -347,6 +350,22 @@ def input_totals(aggregates: DataFrame) -> DataFrame:
 
 
 # --------------------------------------------------------------------------- assemble
+
+
+def history_days(day: int, first_booked_day: int | None) -> int:
+    """The registry's `history_days` of snapshot day `day` (a day index) whose known
+    transactions start on `first_booked_day` (None when none is known)."""
+    if first_booked_day is None:
+        return 0
+    return max(0, min(day - first_booked_day + 1, MAX_WINDOW_DAYS))
+
+
+def history_column(history: Mapping[int, int]) -> Column:
+    """`history_days` of the row's `day`, from {day index: history_days}."""
+    if not history:
+        return F.lit(0)
+    pairs = [F.lit(x) for day, days in sorted(history.items()) for x in (day, days)]
+    return F.coalesce(F.create_map(*pairs)[F.col("day")], F.lit(0))
 
 
 def with_aggregates(days: DataFrame, aggregates: DataFrame) -> DataFrame:
@@ -357,10 +376,11 @@ def with_aggregates(days: DataFrame, aggregates: DataFrame) -> DataFrame:
 
 
 def assemble_features(joined: DataFrame, allowed_lateness_hours: float, run_id: str,
-                      computed_at: dt.datetime) -> DataFrame:
+                      computed_at: dt.datetime, history: Mapping[int, int]) -> DataFrame:
     """The rows of member_features_daily from (member_id, day, onboarded_day,
     AGGREGATE_COLUMNS) rows (money in pence, nulls where nothing was seen), in the
-    registry's column order and types."""
+    registry's column order and types; `history` gives each day's `history_days`
+    ({day index: days}, see `history_days`)."""
 
     def pence(name: str) -> Column:
         whole = F.coalesce(F.col(name), F.lit(0)).cast("decimal(18,0)")
@@ -392,6 +412,7 @@ def assemble_features(joined: DataFrame, allowed_lateness_hours: float, run_id: 
         "active_days_30d": F.coalesce(F.col("active_days_30d"), F.lit(0)),
         "days_since_last_txn": F.col("day") - F.col("last_settled_day"),
         "tenure_days": F.col("day") - F.col("onboarded_day"),
+        "history_days": history_column(history),
         "feature_cutoff_at": cutoff_at(F.col("day"), allowed_lateness_hours),
         "run_id": F.lit(run_id),
         "computed_at": F.lit(computed_at),
@@ -406,9 +427,12 @@ def member_features(members: DataFrame, transactions: DataFrame, as_of_date: dt.
                     allowed_lateness_hours: float, run_id: str,
                     computed_at: dt.datetime) -> DataFrame:
     """The snapshot of `as_of_date` from the bronze members and transactions."""
+    aggregates = snapshot_aggregates(transactions, as_of_date, allowed_lateness_hours)
+    first = input_totals(aggregates).first()
+    assert first is not None  # a global aggregate always returns one row
+    day = day_index(as_of_date)
     joined = with_aggregates(
-        member_days(members, as_of_date, as_of_date, allowed_lateness_hours),
-        snapshot_aggregates(transactions, as_of_date, allowed_lateness_hours),
-    )
-    return assemble_features(joined, allowed_lateness_hours, run_id, computed_at)
+        member_days(members, as_of_date, as_of_date, allowed_lateness_hours), aggregates)
+    return assemble_features(joined, allowed_lateness_hours, run_id, computed_at,
+                             {day: history_days(day, first["first_booked_day"])})
 

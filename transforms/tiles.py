@@ -36,8 +36,9 @@ tests/test_backfill.py asserts that every day equals the direct single-day compu
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame, Row, Window
 from pyspark.sql import functions as F
 
 from memberscore.feature_registry import MAX_WINDOW_DAYS
@@ -49,6 +50,7 @@ from memberscore.transforms.features import (
     WINDOW_SUMS,
     day_index,
     hash_parts,
+    history_days,
     is_settled,
     known_day,
     outflow_value,
@@ -180,13 +182,31 @@ def _check_range(start: dt.date, end: dt.date) -> int:
 def transaction_fingerprints(daily: DataFrame, end: dt.date) -> DataFrame:
     """Per known day (<= end): rows and hash sums; cumulated up to D they fingerprint
     exactly the transactions snapshot D sees (booked on or before D, known by its
-    cutoff), the same rows `snapshot_aggregates` fingerprints."""
+    cutoff), the same rows `snapshot_aggregates` fingerprints.  `first_booked_day`
+    is the first booked day among the day's rows (rows before the lookback count as
+    lookback - 1: their snapshots all see the full history anyway)."""
     return (
         daily.filter(F.col("known_day") <= F.lit(day_index(end)))
         .groupBy(F.col("known_day").alias("day"))
         .agg(F.sum("rows").alias("rows"), F.sum("hash_hi").alias("hash_hi"),
-             F.sum("hash_lo").alias("hash_lo"))
+             F.sum("hash_lo").alias("hash_lo"),
+             F.min("booked_day").alias("first_booked_day"))
     )
+
+
+def history_by_day(parts: Sequence[Row], days: Sequence[dt.date]) -> dict[int, int]:
+    """{day index: history_days} for `days`, from `transaction_fingerprints` rows:
+    for D, the first booked day among the rows known by D's cutoff."""
+    known = sorted((int(r["day"]), int(r["first_booked_day"])) for r in parts)
+    out: dict[int, int] = {}
+    first: int | None = None
+    i = 0
+    for day in sorted(day_index(d) for d in days):
+        while i < len(known) and known[i][0] <= day:
+            first = known[i][1] if first is None else min(first, known[i][1])
+            i += 1
+        out[day] = history_days(day, first)
+    return out
 
 
 def late_counts(daily: DataFrame, start: dt.date, end: dt.date) -> DataFrame:

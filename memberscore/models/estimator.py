@@ -130,17 +130,24 @@ def churn_probability(model: Any, frame: pd.DataFrame, features: tuple[str, ...]
 
 
 def evaluate(labels: pd.Series, probability: np.ndarray) -> dict[str, float]:
-    """AUC, average precision, log loss, Brier score, row count and churn rate."""
+    """AUC, average precision, log loss, Brier score, row count, churn rate, the
+    positives, the mean predicted probability and its ratio to the churn rate (the
+    calibration ratio; nan when nobody churned)."""
     y = labels.astype(int).to_numpy()
     p = np.asarray(probability, dtype="float64")
     both = len(set(y.tolist())) == 2
+    rate = float(y.mean()) if len(y) else float("nan")
+    mean = float(p.mean()) if len(p) else float("nan")
     return {
+        "positives": float(y.sum()),
+        "mean_prediction": mean,
+        "calibration_ratio": mean / rate if rate > 0 else float("nan"),
         "auc": float(roc_auc_score(y, p)) if both else float("nan"),
         "average_precision": float(average_precision_score(y, p)) if both else float("nan"),
         "log_loss": float(log_loss(y, np.clip(p, 1e-15, 1 - 1e-15), labels=[0, 1])),
         "brier": float(brier_score_loss(y, p)),
         "rows": float(len(y)),
-        "churn_rate": float(y.mean()) if len(y) else float("nan"),
+        "churn_rate": rate,
     }
 
 

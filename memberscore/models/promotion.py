@@ -8,6 +8,12 @@ days, and the new version must be strictly better (a tie keeps the champion).  A
 champion that cannot score the new holdout (its inputs are no longer in the feature
 table) cannot be used for scoring either, so the new version replaces it; the reason
 is recorded.
+
+And a version is made champion only when it is calibrated: its mean predicted
+probability on the holdout over the holdout's observed churn rate lies within
+CALIBRATION_RANGE.  The check needs CALIBRATION_MIN_POSITIVES churned members in the
+holdout to tell a miscalibrated model from noise; with fewer it is skipped, and the
+ratio is still logged with a warning.
 """
 
 from __future__ import annotations
@@ -25,6 +31,39 @@ from memberscore.models.signature import input_columns
 log = logging.getLogger(__name__)
 
 
+CALIBRATION_RANGE = (0.8, 1.25)
+CALIBRATION_MIN_POSITIVES = 100
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The holdout's calibration and what the alias rule makes of it."""
+
+    ratio: float
+    positives: int
+    checked: bool
+    ok: bool
+
+    @property
+    def note(self) -> str:
+        low, high = CALIBRATION_RANGE
+        text = f"calibration ratio {self.ratio:.3f} (mean prediction / churn rate)"
+        if not self.checked:
+            return (f"{text} not checked: the holdout has {self.positives} churned "
+                    f"member(s), fewer than {CALIBRATION_MIN_POSITIVES}")
+        return f"{text} {'within' if self.ok else 'outside'} [{low}, {high}]"
+
+
+def calibration(holdout_metrics: dict[str, float]) -> Calibration:
+    """The calibration check of a new version's holdout metrics (see the module doc)."""
+    ratio = float(holdout_metrics.get("calibration_ratio", float("nan")))
+    positives = int(holdout_metrics.get("positives", 0))
+    checked = positives >= CALIBRATION_MIN_POSITIVES
+    low, high = CALIBRATION_RANGE
+    ok = (not checked) or (bool(np.isfinite(ratio)) and low <= ratio <= high)
+    return Calibration(ratio, positives, checked, ok)
+
+
 @dataclass(frozen=True)
 class Decision:
     """The alias for the new version, and why."""
@@ -37,8 +76,12 @@ class Decision:
 
 def decide(new_auc: float, champion: ResolvedModel | None, champion_auc: float | None,
            champion_alias: str, challenger_alias: str,
-           unusable_reason: str | None = None) -> Decision:
+           unusable_reason: str | None = None,
+           calibrated: Calibration | None = None) -> Decision:
     """The alias rule, without I/O (see the module docstring)."""
+    if calibrated is not None and not calibrated.ok:
+        return Decision(challenger_alias, champion, champion_auc,
+                        f"not calibrated: {calibrated.note}, so it cannot be champion")
     if champion is None:
         return Decision(champion_alias, None, None, "there was no champion")
     if champion_auc is None:
