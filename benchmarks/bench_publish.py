@@ -58,6 +58,7 @@ def _feature_day(ws: Workspace):  # type: ignore[no-untyped-def]
         F.when(F.col("id") % 9 == 0, None).otherwise((F.col("id") % 60).cast("int"))
         .alias("days_since_last_txn"),
         (F.col("id") % 3000).cast("int").alias("tenure_days"),
+        F.lit(90).alias("history_days"),
         F.lit(dt.datetime(2026, 4, 1, 6, 0, tzinfo=dt.UTC)).alias("feature_cutoff_at"),
         F.lit("bench").alias("run_id"),
         F.lit(dt.datetime(2026, 4, 1, 6, 12, 30, tzinfo=dt.UTC)).alias("computed_at"),

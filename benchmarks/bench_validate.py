@@ -91,6 +91,7 @@ def snapshot(spark: SparkSession, members: int, day: dt.date) -> DataFrame:
         "active_days_30d": F.least(txn_30, F.lit(30)),
         "days_since_last_txn": F.when(i % 13 == 0, F.lit(None)).otherwise(i % 40),
         "tenure_days": 30 + i % 2000,
+        "history_days": F.lit(90),
         "feature_cutoff_at": F.lit(dt.datetime(day.year, day.month, day.day) +
                                    dt.timedelta(days=1, hours=6)),
         "run_id": F.lit("bench"),

@@ -25,7 +25,8 @@ def test_demo_trains_runs_the_pipeline_and_publishes(
     # new every day; its dirty rows and duplicates passed 1% on one day of the window
     # ending 2026-12-03 (1.09%). The threshold has tests of its own (test_ingest.py).
     monkeypatch.setenv("MEMBERSCORE__INGEST__MAX_BAD_ROW_SHARE", "0.03")
-    assert main(["demo", "--members", "300", "--days", "90", "--seed", "5"]) == 0
+    # 150 days: 90 of history, then labels on both sides of the 3-week holdout
+    assert main(["demo", "--members", "300", "--days", "150", "--seed", "5"]) == 0
     out = capsys.readouterr().out
     steps = {line.split()[0]: line.split()[1] for line in out.splitlines()
              if line.split()[:1] and line.split()[0] in
@@ -66,3 +67,16 @@ def test_demo_trains_runs_the_pipeline_and_publishes(
     read = DeltaTable(str(features)).to_pyarrow_table(
         partitions=[("as_of_date", "=", day)])
     assert read.num_rows == rows
+    # every snapshot the demo wrote saw the full 90 days of history
+    history = DeltaTable(str(features)).to_pyarrow_table(columns=["history_days"])
+    assert set(history.column("history_days").to_pylist()) == {90}
+
+
+def test_a_demo_too_short_to_train_stops_before_generating(
+        home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--members", "50", "--days", "100", "--seed", "5"]) != 0
+    err = capsys.readouterr().err
+    assert "demo --days 100: no label can be trained on" in err
+    assert "need 90 days of transaction history behind a snapshot" in err
+    assert "Generate at least 144 days (`memberscore demo --days 144`)" in err
+    assert not (home / "landing").exists()

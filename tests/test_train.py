@@ -360,7 +360,7 @@ def test_train_logs_everything_and_applies_the_alias_rule(
     assert run.data.params["feature_table_version"] == str(ctx_b.lake.version(
         "member_features_daily"))
     assert run.data.params["holdout_start"] == "2026-02-24"  # 2026-03-09 - 13 days
-    assert run.data.params["model_algorithm"] == "hist_gradient_boosting"
+    assert run.data.params["model_algorithm"] == "logistic_regression"
     assert run.data.params["model_max_iter"] == "50"
     features = json.loads(mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/features.json"))
     assert features == list(MODEL_FEATURES)
