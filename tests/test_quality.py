@@ -155,7 +155,8 @@ FEATURES_GOOD = [
          net_flow_30d=money("50.00"), max_outflow_30d=money("20.00"),
          distinct_counterparties_30d=2, failed_payment_count_30d=0,
          card_spend_share_30d=0.5, active_days_30d=2, days_since_last_txn=1,
-         tenure_days=400, history_days=90, feature_cutoff_at=CUTOFF, run_id="features-1", computed_at=TS),
+         tenure_days=400, history_days=90, feature_cutoff_at=CUTOFF, run_id="features-1",
+         computed_at=TS),
     # a member with no transactions: zeros, and nulls where the registry allows them
     dict(member_id="M2", as_of_date=D, txn_count_7d=0, txn_count_30d=0, txn_count_90d=0,
          inflow_sum_30d=money("0.00"), inflow_sum_90d=money("0.00"),
@@ -163,7 +164,8 @@ FEATURES_GOOD = [
          net_flow_30d=money("0.00"), max_outflow_30d=money("0.00"),
          distinct_counterparties_30d=0, failed_payment_count_30d=0,
          card_spend_share_30d=None, active_days_30d=0, days_since_last_txn=None,
-         tenure_days=0, history_days=0, feature_cutoff_at=CUTOFF, run_id="features-1", computed_at=TS),
+         tenure_days=0, history_days=0, feature_cutoff_at=CUTOFF, run_id="features-1",
+         computed_at=TS),
     # upper boundaries: active every day, all outflow on card, equal windows
     dict(member_id="M3", as_of_date=D, txn_count_7d=30, txn_count_30d=30, txn_count_90d=30,
          inflow_sum_30d=money("0.00"), inflow_sum_90d=money("0.00"),
@@ -171,7 +173,8 @@ FEATURES_GOOD = [
          net_flow_30d=money("-900.00"), max_outflow_30d=money("900.00"),
          distinct_counterparties_30d=1, failed_payment_count_30d=3,
          card_spend_share_30d=1.0, active_days_30d=30, days_since_last_txn=0,
-         tenure_days=30, history_days=30, feature_cutoff_at=CUTOFF, run_id="features-1", computed_at=TS),
+         tenure_days=30, history_days=30, feature_cutoff_at=CUTOFF, run_id="features-1",
+         computed_at=TS),
 ]
 
 _FEATURE_SCHEMA = FEATURES.schema()
