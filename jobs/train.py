@@ -114,7 +114,8 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
     counts.update(train_rows=len(split.train), holdout_rows=len(split.holdout))
     baseline = build_baseline(usable, churn_probability(trained.pipeline, usable, features),
                               feature_columns=features, label_dates=usable["label_date"],
-                              feature_table=table, feature_table_version=table_version)
+                              feature_table=table, feature_table_version=table_version,
+                              label_rate=float(usable[LABEL].mean()))
 
     setup = configure_mlflow(ctx)
     logged = log_training_run(

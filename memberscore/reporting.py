@@ -272,7 +272,9 @@ def _drift_section(data: ReportData) -> str:
     conf = data.monitor
     parts = [f'<p class="note">PSI: warn from {conf.psi_warn:g}, alert from '
              f'{conf.psi_alert:g}. KS: warn from {conf.ks_warn:g}, alert from '
-             f'{conf.ks_alert:g}. A value "n/a" with status warn means the column is '
+             f'{conf.ks_alert:g}. <code>mean_score_vs_base_rate</code> is the day\'s mean '
+             "score over the churn rate of the model's training set (prediction drift): "
+             "warn outside [0.5, 2]. A value \"n/a\" with status warn means the column is "
              "missing from the baseline or from the day's data.</p>"]
     for model in sorted({d.model_name for d in columns}):
         rows = [d for d in columns if d.model_name == model]

@@ -32,6 +32,7 @@ from memberscore.transforms.drift import (
     judge,
     ks_statistic,
     late_rows_metric,
+    prediction_drift_metric,
     psi,
     shape_drift_metrics,
     source_timeliness,
@@ -325,3 +326,29 @@ def test_metric_rows_are_shaped_to_the_declared_drift_metrics_schema(
     ], DRIFT_METRICS_SCHEMA)
     assert_df_equality(result, expected, ignore_row_order=True, ignore_nullable=True)
     assert isinstance(result.schema["value"].dataType, T.DoubleType)
+
+
+@pytest.mark.parametrize(("mean", "rate", "value", "status"), [
+    (0.036, 0.036, 1.0, "ok"),
+    (0.072, 0.036, 2.0, "ok"),        # exactly 2x: still within
+    (0.0721, 0.036, 0.0721 / 0.036, "warn"),
+    (0.018, 0.036, 0.5, "ok"),
+    (0.0179, 0.036, 0.0179 / 0.036, "warn"),
+    (0.0, 0.036, 0.0, "warn"),        # a model scoring everyone 0
+])
+def test_mean_score_against_the_training_churn_rate(mean: float, rate: float, value: float,
+                                                    status: str) -> None:
+    metric = prediction_drift_metric("m", mean, rate)
+    assert (metric.column_name, metric.metric) == ("score", "mean_score_vs_base_rate")
+    assert metric.value == pytest.approx(value)
+    assert (metric.threshold, metric.status) == (2.0, status)
+    assert metric.describe().endswith(
+        f"({status}: {'within' if status == 'ok' else 'outside'} [0.5, 2])")
+
+
+def test_mean_score_without_a_base_rate_or_scores_is_a_warn_without_value() -> None:
+    for metric, why in ((prediction_drift_metric("m", 0.03, None), "retrain the model"),
+                        (prediction_drift_metric("m", 0.03, 0.0), "retrain the model"),
+                        (prediction_drift_metric("m", None, 0.03), "no scores")):
+        assert (metric.value, metric.status) == (None, "warn")
+        assert why in metric.note

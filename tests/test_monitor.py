@@ -89,7 +89,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     trained = fit(split, MODEL_FEATURES, conf.models)
     baseline = build_baseline(frame, churn_probability(trained.pipeline, frame, MODEL_FEATURES),
                               feature_columns=MODEL_FEATURES, label_dates=frame[DATE],
-                              feature_table="member_features_daily", feature_table_version=0)
+                              feature_table="member_features_daily", feature_table_version=0,
+                              label_rate=float(frame[LABEL].mean()))
     setup = configure_mlflow(RunContext(conf, run_id="test-monitor-train"))
     logged = log_training_run(setup, trained=trained, example=split.holdout, baseline=baseline,
                               params={"run_date": LABEL_DATES[-1]}, counts={"rows": len(frame)},
@@ -238,7 +239,8 @@ def test_same_distribution_is_ok_and_every_column_is_reported(
     assert [(f.name, f.dataType) for f in table.schema.fields] == \
         [(f.name, f.dataType) for f in DRIFT_METRICS_SCHEMA.fields]
     rows = drift_rows(ctx)
-    per_model = 2 * len(MODEL_FEATURES) + 2 + 3  # psi+ks per feature and score, sources
+    # psi+ks per feature and score, the mean score against the base rate, sources
+    per_model = 2 * len(MODEL_FEATURES) + 2 + 1 + 3
     assert len([k for k in rows if k[0] == MODEL]) == per_model
     assert len([k for k in rows if k[0] == LEGACY]) == per_model + 2  # + legacy_ratio
 
@@ -255,6 +257,12 @@ def test_same_distribution_is_ok_and_every_column_is_reported(
     assert rows[(MODEL, "score", "psi")][0] == pytest.approx(0.0, abs=1e-12)
     assert rows[(MODEL, "score", "ks")][2] == "ok"
     assert rows[(LEGACY, "score", "psi")][0] == pytest.approx(0.0, abs=1e-12)
+    # prediction drift: the same members through the same model score on average what
+    # the training set's churn rate was (a logistic fit matches it closely)
+    ratio, threshold, status, _ = rows[(MODEL, "score", "mean_score_vs_base_rate")]
+    assert (threshold, status) == (2.0, "ok") and 0.8 < ratio < 1.25
+    # a baseline logged without a churn rate cannot tell: warn, value null
+    assert rows[(LEGACY, "score", "mean_score_vs_base_rate")][:3] == (None, 2.0, "warn")
 
     # the legacy model: a current feature it never saw, and one the table lacks
     for metric in ("psi", "ks"):

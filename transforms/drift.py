@@ -66,6 +66,9 @@ SEVERITY = {OK: 0, WARN: 1, ALERT: 2}
 
 PSI, KS = "psi", "ks"
 FRESHNESS_HOURS, LATE_ROWS = "freshness_hours", "late_rows"
+# prediction drift: the day's mean score / the training set's churn rate
+MEAN_SCORE_RATIO = "mean_score_vs_base_rate"
+PREDICTION_DRIFT_FACTOR = 2.0
 SCORE_COLUMN = "score"
 
 MISSING_IN_BASELINE = "missing from the baseline"
@@ -352,6 +355,11 @@ class Metric:
         """`txn_count_30d psi 0.412 (alert >= 0.25)`."""
         if self.value is None:
             return f"{self.column_name} {self.metric} n/a ({self.status}: {self.note})"
+        if self.metric == MEAN_SCORE_RATIO:
+            band = f"[{1 / PREDICTION_DRIFT_FACTOR:g}, {PREDICTION_DRIFT_FACTOR:g}]"
+            where = "within" if self.status == OK else "outside"
+            return (f"{self.column_name} {self.metric} {self.value:.3f} "
+                    f"({self.status}: {where} {band})")
         if self.metric in (PSI, KS):
             sign = ">=" if self.status != OK else "<"
         else:
@@ -403,6 +411,24 @@ def freshness_metric(model_name: str, column: str, hours: float | None,
                       "no rows known by the cutoff")
     return Metric(model_name, column, FRESHNESS_HOURS, hours, max_hours,
                   ALERT if hours > max_hours else OK)
+
+
+def prediction_drift_metric(model_name: str, mean_score: float | None,
+                            base_rate: float | None) -> Metric:
+    """The day's mean score over the churn rate of the model's training set: warn
+    when they differ by more than PREDICTION_DRIFT_FACTOR either way (never alert: a
+    changed bank can be real); value null, warn, when either is unknown."""
+    if base_rate is None or base_rate <= 0:
+        return Metric(model_name, SCORE_COLUMN, MEAN_SCORE_RATIO, None,
+                      PREDICTION_DRIFT_FACTOR, WARN,
+                      "the baseline has no training churn rate: retrain the model")
+    if mean_score is None:
+        return Metric(model_name, SCORE_COLUMN, MEAN_SCORE_RATIO, None,
+                      PREDICTION_DRIFT_FACTOR, WARN, "no scores for the day")
+    ratio = mean_score / base_rate
+    off = not (1 / PREDICTION_DRIFT_FACTOR <= ratio <= PREDICTION_DRIFT_FACTOR)
+    return Metric(model_name, SCORE_COLUMN, MEAN_SCORE_RATIO, ratio, PREDICTION_DRIFT_FACTOR,
+                  WARN if off else OK)
 
 
 def late_rows_metric(model_name: str, column: str, rows: int | None) -> Metric:

@@ -10,6 +10,7 @@ the model was built and judged on).  Format (version 1):
       "format_version": 1,
       "population": "training_set",
       "rows": 5321,                      # rows described
+      "label_rate": 0.037,               # their churn rate (prediction drift compares)
       "label_date_min": "2026-01-08", "label_date_max": "2026-03-31",
       "feature_table": "member_features_daily", "feature_table_version": 41,
       "binning": "deciles",
@@ -110,8 +111,10 @@ def bin_proportions(edges: list[float], values: np.ndarray) -> list[float]:
 
 def build_baseline(features: pd.DataFrame, scores: np.ndarray, *,
                    feature_columns: tuple[str, ...], label_dates: pd.Series,
-                   feature_table: str, feature_table_version: int | None) -> dict[str, Any]:
-    """The baseline document of one training set (see the module docstring)."""
+                   feature_table: str, feature_table_version: int | None,
+                   label_rate: float | None = None) -> dict[str, Any]:
+    """The baseline document of one training set (see the module docstring);
+    `label_rate` is its churn rate, what monitor compares the day's mean score with."""
     columns: dict[str, Any] = {
         name: describe_column(features[name], "feature") for name in feature_columns
     }
@@ -122,6 +125,7 @@ def build_baseline(features: pd.DataFrame, scores: np.ndarray, *,
         "format_version": FORMAT_VERSION,
         "population": "training_set",
         "rows": len(features),
+        "label_rate": _number(label_rate) if label_rate is not None else None,
         "label_date_min": _iso(min(dates)) if len(dates) else None,
         "label_date_max": _iso(max(dates)) if len(dates) else None,
         "feature_table": feature_table,

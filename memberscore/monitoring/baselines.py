@@ -45,6 +45,12 @@ class ModelBaseline:
         return self.model.name
 
     @property
+    def label_rate(self) -> float | None:
+        """The churn rate of the training set (None in baselines logged before it was)."""
+        value = self.document.get("label_rate")
+        return float(value) if isinstance(value, (int, float)) else None
+
+    @property
     def feature_columns(self) -> list[str]:
         return [name for name, c in self.columns.items() if c.role == "feature"]
 

@@ -38,6 +38,7 @@ from memberscore.transforms.drift import (
     column_metrics,
     freshness_metric,
     late_rows_metric,
+    prediction_drift_metric,
     shape_drift_metrics,
     threshold_counts,
     union_points,
@@ -144,6 +145,8 @@ def measure_drift(ctx: RunContext, run_date: dt.date) -> DriftMeasurement:
               .where(F.col("model_name").isin(list(names))))
     score_profiles = collect_profiles(scores, {SCORE_COLUMN: score_points},
                                       group_by="model_name")
+    mean_scores = {r["model_name"]: r["mean"] for r in
+                   scores.groupBy("model_name").agg(F.avg(SCORE_COLUMN).alias("mean")).collect()}
 
     sources = measure_sources(ctx, run_date)
     max_hours = conf.monitor.max_source_staleness_hours
@@ -158,6 +161,8 @@ def measure_drift(ctx: RunContext, run_date: dt.date) -> DriftMeasurement:
         metrics += column_metrics(name, SCORE_COLUMN, baseline.columns.get(SCORE_COLUMN),
                                   score_profiles.get((name, SCORE_COLUMN)), True,
                                   conf.monitor)
+        metrics.append(prediction_drift_metric(name, mean_scores.get(name),
+                                               baseline.label_rate))
         for source in sources:
             metrics.append(freshness_metric(name, source.label, source.freshness_hours,
                                             max_hours))
