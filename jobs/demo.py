@@ -80,6 +80,7 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
     result = JobResult("demo")
     gen_args = job_arguments("generate")
     gen_args.members, gen_args.days, gen_args.seed = args.members, args.days, args.seed
+    gen_args.shift_from, gen_args.shift_factor = args.shift_from, args.shift_factor
     params = params_from(ctx, gen_args)
     if not _has_champion(ctx):
         _check_history(ctx, params.start_date, params.end_date)

@@ -28,6 +28,12 @@ def add_size_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--days", type=positive_int, default=None,
                         help="days of history to generate (default: conf generate.days)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: conf)")
+    parser.add_argument("--shift-from", type=iso_date, default=None,
+                        help="from this day on, members transact --shift-factor times as "
+                             "often (a deliberate behaviour change, to see drift); "
+                             "default: none, the bank is stationary")
+    parser.add_argument("--shift-factor", type=float, default=1.5,
+                        help="the transaction rate multiplier of --shift-from (default 1.5)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,7 +49,9 @@ def params_from(ctx: RunContext, args: argparse.Namespace) -> GenerateParams:
     try:
         return GenerateParams.from_settings(
             ctx.settings.generate, args.end_date, members=args.members, days=args.days,
-            seed=args.seed, clean=args.clean)
+            seed=args.seed, clean=args.clean, shift_from=getattr(args, "shift_from", None),
+            shift_factor=getattr(args, "shift_factor", 1.5)
+            if getattr(args, "shift_from", None) else 1.0)
     except ValueError as exc:
         raise InputError(f"cannot generate: {exc} (from the command line or conf "
                          "`generate`)") from None
@@ -80,6 +88,9 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
         + ("" if label_rows else
            f" (no labels: a window needs {MIN_DAYS_FOR_LABELS}+ days for the first one)")
     )
+    if params.shift_from:
+        messages.append(f"  behaviour shift: from {params.shift_from} members transact "
+                        f"{params.shift_factor:g}x as often (card, payments, cash)")
     if bank.dirty.get("transactions"):
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(bank.dirty["transactions"].items()))
         messages.append(f"  dirty transactions: {kinds}")
@@ -96,6 +107,8 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
             "days": params.days,
             "seed": params.seed,
             "dirty_share": params.dirty_share,
+            "shift_from": params.shift_from.isoformat() if params.shift_from else None,
+            "shift_factor": params.shift_factor,
             "files": summary.files,
             "dirty": bank.dirty,
             "members_closed": closed.num_rows,

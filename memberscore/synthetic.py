@@ -178,13 +178,20 @@ _TEXT_ONLY_KINDS = {"unparseable_amount", "unparseable_booked_at"}
 @dataclass(frozen=True)
 class GenerateParams:
     """What to generate: `members` members over `days` days ending on `end_date`,
-    from `seed`, with `dirty_share` of extra dirty transaction rows (0 = clean)."""
+    from `seed`, with `dirty_share` of extra dirty transaction rows (0 = clean).
+
+    `shift_from` and `shift_factor` change the bank's behaviour on purpose: from that
+    day on, every member's rate of card spends, payments and cash transactions is
+    multiplied by the factor (recurring payments keep their schedule).  Drift tests
+    use it; the default bank is stationary."""
 
     members: int
     days: int
     seed: int
     end_date: dt.date
     dirty_share: float = 0.0
+    shift_from: dt.date | None = None
+    shift_factor: float = 1.0
 
     def __post_init__(self) -> None:
         if self.members < 1:
@@ -195,6 +202,8 @@ class GenerateParams:
             raise ValueError(f"seed must be 0 or more, found {self.seed}")
         if not 0.0 <= self.dirty_share <= 0.5:
             raise ValueError(f"dirty_share must be in [0, 0.5], found {self.dirty_share}")
+        if not 0.0 < self.shift_factor <= 10.0:
+            raise ValueError(f"shift_factor must be in (0, 10], found {self.shift_factor}")
 
     @property
     def start_date(self) -> dt.date:
@@ -204,7 +213,9 @@ class GenerateParams:
     @classmethod
     def from_settings(cls, conf: GenerateSettings, end_date: dt.date | None = None, *,
                       members: int | None = None, days: int | None = None,
-                      seed: int | None = None, clean: bool = False) -> GenerateParams:
+                      seed: int | None = None, clean: bool = False,
+                      shift_from: dt.date | None = None,
+                      shift_factor: float = 1.0) -> GenerateParams:
         """Parameters from conf `generate`, with any value given here taking precedence;
         `end_date` defaults to yesterday (UTC), `clean` sets the dirty share to 0."""
         return cls(
@@ -213,6 +224,8 @@ class GenerateParams:
             seed=conf.seed if seed is None else seed,
             end_date=end_date or dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1),
             dirty_share=0.0 if clean else conf.dirty_share,
+            shift_from=shift_from,
+            shift_factor=shift_factor,
         )
 
 
@@ -531,8 +544,10 @@ def _variable_transactions(params: GenerateParams, cal: _Calendar, m: _Members,
     decline = 1.0 - (1.0 - m.floor[:, None]) * act.progress ** 0.7
     in_dip = (t >= m.dip_start[:, None]) & (t < (m.dip_start + m.dip_len)[:, None])
     dip = np.where(in_dip, m.dip_factor[:, None], 1.0)
+    shifted = (np.where(t >= (params.shift_from - params.start_date).days,
+                        params.shift_factor, 1.0) if params.shift_from else 1.0)
     intensity = (m.activity[:, None] * dow_factor * np.where(month_end, 1.12, 1.0)[None, :]
-                 * ramp * decline * dip * act.active)
+                 * ramp * decline * dip * act.active * shifted)
     counts = rng.poisson(intensity)
     cell = np.repeat(np.arange(m.n * days, dtype=np.int64), counts.ravel())
     member, day = cell // days, cell % days

@@ -4,10 +4,12 @@ Snowflake-compatible warehouse."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
 import pytest
+from pyspark.sql import functions as F
 
 from memberscore.cli import main
 from memberscore.config import load_settings
@@ -70,6 +72,50 @@ def test_demo_trains_runs_the_pipeline_and_publishes(
     # every snapshot the demo wrote saw the full 90 days of history
     history = DeltaTable(str(features)).to_pyarrow_table(columns=["history_days"])
     assert set(history.column("history_days").to_pylist()) == {90}
+
+    # a stationary bank, trained and scored on complete windows: no drift alert
+    statuses = drift_statuses(ctx, day)
+    assert len(statuses) > 30
+    assert [k for k, status in statuses.items() if status == "alert"] == []
+    assert statuses[("score", "mean_score_vs_base_rate")] == "ok"
+
+
+def drift_statuses(ctx: RunContext, day: str) -> dict[tuple[str, str], str]:
+    """(column, metric) -> status of the day's drift metrics of member_churn, sources
+    left out."""
+    rows = (ctx.lake.read("drift_metrics")
+            .where((F.col("as_of_date") == F.lit(day)) & (F.col("model_name") == "member_churn"))
+            .where(~F.col("metric").isin("freshness_hours", "late_rows")).collect())
+    return {(r.column_name, r.metric): r.status for r in rows}
+
+
+# The features a change in how often members transact can move.
+ACTIVITY = {"txn_count_7d", "txn_count_30d", "txn_count_90d", "inflow_sum_30d",
+            "inflow_sum_90d", "outflow_sum_30d", "outflow_sum_90d", "net_flow_30d",
+            "max_outflow_30d", "distinct_counterparties_30d", "failed_payment_count_30d",
+            "active_days_30d", "days_since_last_txn", "card_spend_share_30d", "score"}
+
+
+@pytest.mark.slow
+def test_a_bank_whose_behaviour_shifts_alerts_on_the_features_it_moved(
+        home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        spark) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("MEMBERSCORE__INGEST__MAX_BAD_ROW_SHARE", "0.03")
+    yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    # 20 days before the scored day: after every training snapshot (labels land 31
+    # days after their date), inside the scored day's 30-day windows
+    shift = yesterday - dt.timedelta(days=20)
+    assert main(["demo", "--members", "300", "--days", "150", "--seed", "5",
+                 "--shift-from", str(shift), "--shift-factor", "1.5"]) == 0
+    out = capsys.readouterr().out
+    assert "DRIFT ALERT member_churn" in out
+    ctx = RunContext(load_settings("local"), run_id="test-demo-read", spark=spark)
+    statuses = drift_statuses(ctx, str(yesterday))
+    alerted = {column for (column, _), status in statuses.items() if status == "alert"}
+    assert {"txn_count_7d", "txn_count_30d"} <= alerted
+    assert alerted <= ACTIVITY
+    # what a transaction rate cannot move stays put
+    assert statuses[("tenure_days", "psi")] == statuses[("tenure_days", "ks")] == "ok"
 
 
 def test_a_demo_too_short_to_train_stops_before_generating(

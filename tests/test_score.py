@@ -91,7 +91,8 @@ def snapshot_records(day: dt.date, members: int = MEMBERS, seed: int = 0) -> lis
         record: dict = {"member_id": f"m{i:03d}", "as_of_date": day}
         for name in MODEL_FEATURES:
             record[name] = int(rng.integers(0, 50))
-        record["inflow_sum_30d"] = f"{rng.integers(0, 10_000)}.{rng.integers(0, 100):02d}"
+        # in the training range (0-50): a linear model extrapolates far outside it
+        record["inflow_sum_30d"] = f"{rng.integers(0, 50)}.{rng.integers(0, 100):02d}"
         record["card_spend_share_30d"] = None if i % 4 == 0 else float(rng.random())
         record["days_since_last_txn"] = None if i % 5 == 0 else int(rng.integers(0, 40))
         records.append(record)
