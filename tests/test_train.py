@@ -33,8 +33,8 @@ from memberscore.context import JobResult, RunContext
 from memberscore.errors import ModelError
 from memberscore.jobs import train
 from memberscore.models import baseline as bl
-from memberscore.models.estimator import check_trainable, time_split
-from memberscore.models.promotion import decide
+from memberscore.models.estimator import check_trainable, evaluate, time_split
+from memberscore.models.promotion import calibration, decide
 from memberscore.models.registry import ModelRegistry, ResolvedModel
 from memberscore.models.tracking import configure_mlflow
 from memberscore.transforms.training import (
@@ -246,6 +246,48 @@ def test_alias_rule_needs_a_strictly_better_auc() -> None:
     assert decide(0.60, champion, 0.70, "champion", "challenger").alias == "challenger"
     unusable = decide(0.6, champion, None, "champion", "challenger", "inputs missing")
     assert unusable.alias == "champion" and "inputs missing" in unusable.reason
+
+
+@pytest.mark.parametrize(("mean", "rate", "positives", "checked", "ok"), [
+    (0.037, 0.037, 184, True, True),
+    (0.0296, 0.037, 100, True, True),     # ratio 0.8: the lower bound is in
+    (0.0295, 0.037, 100, True, False),
+    (0.04625, 0.037, 150, True, True),    # ratio 1.25: the upper bound is in
+    (0.0463, 0.037, 150, True, False),
+    (0.018, 0.037, 99, False, True),      # 0.49, but too few positives to tell
+])
+def test_calibration_decides_whether_a_version_may_be_champion(
+        mean: float, rate: float, positives: int, checked: bool, ok: bool) -> None:
+    metrics = evaluate_like(mean, rate, positives)
+    calibrated = calibration(metrics)
+    assert (calibrated.checked, calibrated.ok) == (checked, ok)
+    assert calibrated.ratio == pytest.approx(mean / rate)
+    decision = decide(0.9, None, None, "champion", "challenger", None, calibrated)
+    assert decision.alias == ("champion" if ok else "challenger")
+    if not ok:
+        assert decision.reason.startswith("not calibrated: calibration ratio")
+        assert "outside [0.8, 1.25]" in decision.reason
+    if not checked:
+        assert "not checked: the holdout has 99 churned member(s), fewer than 100" \
+            in calibrated.note
+
+
+def evaluate_like(mean: float, rate: float, positives: int) -> dict[str, float]:
+    """The calibration part of `evaluate`'s holdout metrics."""
+    return {"mean_prediction": mean, "churn_rate": rate, "calibration_ratio": mean / rate,
+            "positives": float(positives)}
+
+
+def test_evaluate_reports_the_calibration_of_predictions() -> None:
+    labels = pd.Series([True, False, False, False])
+    metrics = evaluate(labels, np.array([0.5, 0.1, 0.1, 0.1]))
+    assert metrics["positives"] == 1.0
+    assert metrics["churn_rate"] == 0.25
+    assert metrics["mean_prediction"] == pytest.approx(0.2)
+    assert metrics["calibration_ratio"] == pytest.approx(0.8)
+    assert metrics["brier"] == pytest.approx((0.25 + 3 * 0.01) / 4)
+    assert np.isnan(evaluate(pd.Series([False, False]), np.array([0.1, 0.2]))
+                    ["calibration_ratio"])
 
 
 # --------------------------------------------------------------------------- the job
