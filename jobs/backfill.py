@@ -5,9 +5,9 @@ Days are processed in chunks (`features.backfill_chunk_days`).  For each chunk t
 transactions are read once into per-member daily tiles (transforms/tiles.py); the
 input fingerprint of every day comes from the tiles, and days whose snapshot in the
 table was built from the same inputs are skipped (unless --force).  The other days'
-snapshots are computed together from the tiles and written one day per commit, each
-followed by its build-log row, so an interrupted backfill resumes where it stopped
-and a reader never sees half a day.
+snapshots are computed together from the tiles and written in one commit (a chunk
+is all there or not at all), followed by their build-log rows, so an interrupted
+backfill resumes at the chunk it stopped in and a reader never sees half a day.
 
 Backfilled days are NOT validated (a suite run per day would cost more than the
 day's own build): `score` and `publish` refuse a built day until
@@ -50,12 +50,6 @@ from memberscore.transforms.tiles import (
 )
 
 log = logging.getLogger(__name__)
-
-# Build-log rows are appended in batches, at least this often and at the end of
-# each chunk (and when a day fails): one log commit per day would cost as much as
-# the day's own write.  A day whose log row was lost to a hard crash is rebuilt by
-# the next run, never wrongly skipped.
-LOG_FLUSH_SECONDS = 20.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -119,7 +113,8 @@ def build_days(ctx: RunContext, days: list[dt.date], force: bool = False) -> Job
     transactions, members = read_bronze(ctx, end)
     code = code_digest()
     done = Progress()
-    for chunk in chunks(days, conf.backfill_chunk_days):
+    parts = chunks(days, conf.backfill_chunk_days)
+    for chunk in progress(parts, f"backfill {start}..{end}", total=len(parts)):
         _backfill_chunk(ctx, transactions, members, chunk, code, force, done)
     seconds = time.perf_counter() - started
 
@@ -181,34 +176,27 @@ def _backfill_chunk(ctx: RunContext, transactions: DataFrame, members: DataFrame
         counterparties = counterparty_counts(transactions, first, last, lateness)
         aggregates = tiled_aggregates(daily, counterparties, days, first, last)
         computed_at = now_utc()
-        # computed once for the chunk, written one day per commit
+        # computed once for the chunk, written in one commit
         snapshots = assemble_features(aggregates, lateness, ctx.run_id, computed_at,
                                       history_by_day(txn_rows, todo))
-        pending: list[BuildRecord] = []
-        flushed = time.monotonic()
-        try:
-            commits = ctx.lake.replace_partitions(
-                conf.table, snapshots, "as_of_date", todo,
-                list(MEMBER_FEATURES_DAILY.partition_by))
-            for day, commit in progress(zip(todo, commits, strict=True),
-                                        f"backfill {first}..{last}", total=len(todo)):
-                fingerprint = fingerprints[day]
-                late_rows = late.get(day_index(day), 0)
-                pending.append(BuildRecord(
-                    as_of_date=day, input_fingerprint=fingerprint.digest,
-                    transaction_rows=fingerprint.transactions.rows,
-                    member_rows=fingerprint.members.rows, late_txn_count=late_rows,
-                    rows_written=commit.rows_written, feature_table_version=commit.version,
-                    job="backfill", run_id=ctx.run_id, built_at=now_utc(),
-                ))
-                done.built.append(day)
-                done.rows += commit.rows_written
-                done.late[day.isoformat()] = late_rows
-                if time.monotonic() - flushed >= LOG_FLUSH_SECONDS:
-                    journal.record(pending)
-                    pending, flushed = [], time.monotonic()
-        finally:
-            # also on failure: the days written so far stay known as built
-            journal.record(pending)
+        log.info("backfill %s..%s: building %d day(s)", first, last, len(todo))
+        commits = ctx.lake.replace_partitions(conf.table, snapshots, "as_of_date", todo,
+                                              list(MEMBER_FEATURES_DAILY.partition_by))
+        built_at = now_utc()
+        records = []
+        for day, commit in zip(todo, commits, strict=True):
+            fingerprint = fingerprints[day]
+            late_rows = late.get(day_index(day), 0)
+            records.append(BuildRecord(
+                as_of_date=day, input_fingerprint=fingerprint.digest,
+                transaction_rows=fingerprint.transactions.rows,
+                member_rows=fingerprint.members.rows, late_txn_count=late_rows,
+                rows_written=commit.rows_written, feature_table_version=commit.version,
+                job="backfill", run_id=ctx.run_id, built_at=built_at,
+            ))
+            done.built.append(day)
+            done.rows += commit.rows_written
+            done.late[day.isoformat()] = late_rows
+        journal.record(records)
     finally:
         daily.unpersist()

@@ -3,6 +3,7 @@ skipped only when built from the same inputs; each day is its own commit."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from decimal import Decimal
 from functools import reduce
@@ -200,11 +201,11 @@ def test_skips_only_days_built_from_the_same_inputs(
     ctx.lake.replace_where(table, empty, {"as_of_date": d1}, ["as_of_date"])
     assert run_backfill(ctx, d1, d3)["days_built"] == [d1.isoformat()]
 
-    # --force rebuilds everything, one commit per day
+    # --force rebuilds everything, the chunk's days in one commit
     before = ctx.lake.version(table)
     assert run_backfill(ctx, d1, d3, force=True)["days_built"] == \
         [d1.isoformat(), d2.isoformat(), d3.isoformat()]
-    assert ctx.lake.version(table) == (before or 0) + 3
+    assert ctx.lake.version(table) == (before or 0) + 1
     assert feature_values(ctx.lake.read(table)) == rows
 
 
@@ -239,17 +240,19 @@ def test_backfill_refuses_an_inverted_range(capsys: pytest.CaptureFixture[str],
     assert len(err) == 1 and "is after --end" in err[0]
 
 
-def test_an_interrupted_backfill_keeps_its_written_days_and_resumes(
+def test_an_interrupted_backfill_keeps_its_written_chunks_and_resumes(
         ctx: RunContext, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The third day's commit fails: the first two days stay written AND logged as
-    built (the log is flushed on failure), the rest untouched; the re-run builds
-    only the days that were not written."""
+    """Chunks of two days; the second chunk's commit fails: the first chunk stays
+    written AND logged as built, the rest untouched (a chunk is one commit: none of
+    its days is half there); the re-run builds only the days that were not written."""
     days = [dt.date(2026, 3, d) for d in range(1, 6)]
     write_bronze(
         ctx,
         [member("m1", "2026-01-01 00:00:00"), member("m2", "2026-02-01 00:00:00")],
         [txn(f"t{d}", "m1", f"2026-03-0{d} 10:00:00", f"-{d}.00") for d in range(1, 6)],
     )
+    ctx = RunContext(dataclasses.replace(ctx.settings, features=dataclasses.replace(
+        ctx.settings.features, backfill_chunk_days=2)), run_id=ctx.run_id, spark=ctx.spark)
     table = ctx.settings.features.table
     lake_class = type(ctx.lake)
     real_replace = lake_class.replace_where
@@ -258,7 +261,7 @@ def test_an_interrupted_backfill_keeps_its_written_days_and_resumes(
     def failing_replace(lake: Any, name: str, *args: Any, **kwargs: Any) -> Any:
         if name == table:
             calls["n"] += 1
-            if calls["n"] == 3:   # one commit per day: the third day's fails
+            if calls["n"] == 2:   # one commit per chunk: the second chunk's fails
                 raise OSError("disk full (injected)")
         return real_replace(lake, name, *args, **kwargs)
 

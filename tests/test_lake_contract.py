@@ -19,7 +19,7 @@ from pyspark.sql import types as T
 
 from memberscore.config import LakeSettings
 from memberscore.errors import TableConflictError, TableError
-from memberscore.lake import Between, Lake, open_lake
+from memberscore.lake import Between, Lake, OneOf, open_lake
 from memberscore.lake.base import PartitionExport
 from memberscore.lake.delta_rs import DeltaRsLake
 
@@ -372,43 +372,67 @@ def test_counts_by_gives_rows_per_partition_value_at_a_version(any_lake: Lake,
 # ------------------------------------------------------------------ replace_partitions
 
 
-def test_replace_partitions_commits_each_value_in_order(any_lake: Lake,
-                                                        spark: SparkSession) -> None:
+def test_replace_partitions_replaces_every_value_in_one_commit(any_lake: Lake,
+                                                               spark: SparkSession) -> None:
     lake = any_lake
     day0, day3 = D1 - dt.timedelta(days=1), D2 + dt.timedelta(days=1)
-    # a new table: created by the first value's commit
-    commits = list(lake.replace_partitions(
-        "t", frame(spark, _rows(day0) + _rows(D1)), "as_of_date", [day0, D1], ["as_of_date"]))
-    assert [(c.version, c.rows_written) for c in commits] == [(0, 3), (1, 3)]
+    # a new table: created by one commit holding both values
+    commits = lake.replace_partitions(
+        "t", frame(spark, _rows(day0) + _rows(D1)), "as_of_date", [day0, D1], ["as_of_date"])
+    assert [(c.version, c.rows_written) for c in commits] == [(0, 3), (0, 3)]
     lake.replace_where("t", frame(spark, _rows(D2) + _rows(day3)),
                        {"as_of_date": Between(D2, day3)})
     # D1 gets new rows, D2 has none in the data and is emptied; day0 and day3 untouched
     new = frame(spark, _rows(D1, "n")[:2])
-    commits = list(lake.replace_partitions("t", new, "as_of_date", [D1, D2]))
-    assert [(c.version, c.rows_written) for c in commits] == [(3, 2), (4, 0)]
+    commits = lake.replace_partitions("t", new, "as_of_date", [D1, D2])
+    assert [(c.version, c.rows_written) for c in commits] == [(2, 2), (2, 0)]
+    assert lake.version("t") == 2
     rows = collected(lake.read("t"))
     assert sorted((r[1], r[0]) for r in rows if r[1] in (D1, D2)) == [(D1, "m1n"), (D1, "m2n")]
     assert sum(1 for r in rows if r[1] in (day0, day3)) == 6
-    assert lake.read("t", version=3).where("as_of_date = date'2026-03-31'").count() == 3
+    before = collected(lake.read("t", version=1))
+    assert sorted(r[0] for r in before if r[1] == D1) == ["m1", "m2", "m3"]
 
 
-def test_replace_partitions_refuses_other_values_and_stops_where_the_caller_stops(
+def test_replace_partitions_refuses_other_values_and_leaves_the_days_between(
         any_lake: Lake, spark: SparkSession) -> None:
     lake = any_lake
-    lake.replace_where("t", frame(spark, _rows(D1) + _rows(D2)),
-                       {"as_of_date": Between(D1, D2)}, ["as_of_date"])
+    day3 = D2 + dt.timedelta(days=1)
+    lake.replace_where("t", frame(spark, _rows(D1) + _rows(D2) + _rows(day3)),
+                       {"as_of_date": Between(D1, day3)}, ["as_of_date"])
     with pytest.raises(TableError, match=r"3 row\(s\).*not one of the 1 value"):
-        list(lake.replace_partitions("t", frame(spark, _rows(D1, "x") + _rows(D2, "x")),
-                                     "as_of_date", [D1]))
+        lake.replace_partitions("t", frame(spark, _rows(D1, "x") + _rows(D2, "x")),
+                                "as_of_date", [D1])
     assert lake.version("t") == 0
-    # the caller stops after the first commit (a crash between days): D2 untouched
-    commits = lake.replace_partitions("t", frame(spark, _rows(D1, "y") + _rows(D2, "y")),
-                                      "as_of_date", [D1, D2])
-    assert next(commits).version == 1
-    commits.close()
+    # the values need not be consecutive: D2, between them, is not touched
+    commits = lake.replace_partitions("t", frame(spark, _rows(D1, "y") + _rows(day3, "y")),
+                                      "as_of_date", [D1, day3])
+    assert [(c.version, c.rows_written) for c in commits] == [(1, 3), (1, 3)]
     rows = collected(lake.read("t"))
     assert sorted(r[0] for r in rows if r[1] == D1) == ["m1y", "m2y", "m3y"]
     assert sorted(r[0] for r in rows if r[1] == D2) == ["m1", "m2", "m3"]
+    assert sorted(r[0] for r in rows if r[1] == day3) == ["m1y", "m2y", "m3y"]
+
+
+def test_one_of_filters_a_set_of_values(any_lake: Lake, spark: SparkSession,
+                                        tmp_path: Path) -> None:
+    lake = any_lake
+    day3 = D2 + dt.timedelta(days=1)
+    lake.replace_where("t", frame(spark, _rows(D1) + _rows(D2) + _rows(day3)),
+                       {"as_of_date": Between(D1, day3)}, ["as_of_date"])
+    ends = OneOf((D1, day3))
+    assert lake.count_rows("t", {"as_of_date": ends}) == 6
+    exported = lake.export_partition("t", {"as_of_date": ends}, tmp_path / "ends")
+    assert exported.rows == 6
+    # replace the set: day3 gets new rows, D1 is emptied, D2 between them is kept
+    lake.replace_where("t", frame(spark, _rows(day3, "z")), {"as_of_date": ends})
+    rows = collected(lake.read("t"))
+    assert sorted((str(r[1]), r[0]) for r in rows) == sorted(
+        [(str(D2), f"m{i}") for i in (1, 2, 3)] + [(str(day3), f"m{i}z") for i in (1, 2, 3)])
+    with pytest.raises(TableError, match="refus"):
+        lake.replace_where("t", frame(spark, _rows(D2, "w")), {"as_of_date": ends})
+    with pytest.raises(TableError, match="empty set"):
+        OneOf(())
 
 
 # ------------------------------------------------------------------ replace_rows / append_rows

@@ -15,6 +15,7 @@ from memberscore.lake.base import (
     Commit,
     HistoryEntry,
     Lake,
+    OneOf,
     PartitionExport,
     PartitionFilter,
     PartitionValue,
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from memberscore.config import LakeSettings
 
 __all__ = [
-    "Between", "Commit", "HistoryEntry", "Lake", "PartitionExport", "PartitionFilter",
+    "Between", "Commit", "HistoryEntry", "Lake", "OneOf", "PartitionExport", "PartitionFilter",
     "PartitionValue",
     "open_lake", "resolve_backend",
 ]
