@@ -15,8 +15,9 @@ backfill of a new environment) without paying a job's fixed costs per day.
    day, or repeated within D, are duplicates.
 3. Replace D's partition of `bronze_<source>` with the clean rows and D's partition
    of `quarantine_<source>` with the others (also when there are none, so a re-run
-   clears what an earlier run of D wrote; a source that has never delivered a file
-   gets no tables yet).
+   clears what an earlier run of D wrote; an existing table with neither rows to
+   write nor rows of D to clear gets no commit, and a source that has never
+   delivered a file gets no tables yet).
 4. Report rows read, kept and quarantined by rule, per file (per day for a range).
    When the quarantined share of a day's rows (all sources together) exceeds
    `ingest.max_bad_row_share`, fail with QualityGateError, after the writes, so the
@@ -265,11 +266,18 @@ def _ingest_source(ctx: RunContext, source: str, days: list[dt.date],
                 f"ingest {span}: rows of {source} came from {sorted(strays)}, which are not "
                 "among the listed landing files; nothing was written. Check the landing "
                 "folder layout (<source>/<YYYY-MM-DD>/<file>)")
+        bad = sum(int(r["rows"]) for r in outcomes if r[ingest.RULES])
+        expected = {bronze_table(source): sum(int(r["rows"]) for r in outcomes) - bad,
+                    quarantine_table(source): bad}
         for table, rows in ((bronze_table(source), ingest.bronze_rows(checked, source)),
                             (quarantine_table(source),
                              ingest.quarantine_rows(checked, ctx.started_at))):
-            if not files and not lake.exists(table):
-                written[table] = 0  # nothing delivered, nothing to clear
+            exists = lake.exists(table)
+            empty = not lake.count_rows(table, where) if exists else not files
+            if not expected[table] and empty:
+                # nothing to write and nothing to clear (a weekly feed's other days, a
+                # day without bad rows, a source never delivered): no empty commit
+                written[table] = 0
                 continue
             written[table] = lake.replace_where(table, rows, where,
                                                 ["landing_date"]).rows_written
@@ -306,12 +314,15 @@ def _checked_rows(ctx: RunContext, source: str, first: dt.date, last: dt.date,
         checked = parsed.cache()
         return checked, 0, [checked]
     # the ingested ids come from a pruned pass over the files (only transaction_id is
-    # computed); the small `seen` frame is cached, and the full rows once
+    # computed).  The small `seen` frame is checkpointed, not cached: a cached plan
+    # that reads bronze is dropped from the cache when this job writes bronze (Spark
+    # re-caches plans over a path written to), and `checked` was then computed a
+    # second time, files and bronze again, for the quarantine write.
     bronze = ctx.lake.read_or_empty(bronze_table(source), bronze_schema(source))
-    seen = ingest.ids_seen_outside(bronze, parsed, first, last).cache()
+    seen = ingest.ids_seen_outside(bronze, parsed, first, last).localCheckpoint(eager=True)
     later = seen.where(F.col("seen_after")).count()
     checked = ingest.flag_duplicates(parsed, seen).cache()
-    return checked, later, [seen, checked]
+    return checked, later, [checked]
 
 
 def _file_reports(source: str, span: str, files: list[landing.RawFile],
