@@ -26,7 +26,7 @@ from memberscore.args import iso_date
 from memberscore.context import JobResult, RunContext
 from memberscore.errors import MemberscoreError
 from memberscore.monitoring.drift import alert_error, drift_metrics_frame, measure_drift
-from memberscore.reporting import build_run_report
+from memberscore.reporting import build_run_report, run_report_path
 from memberscore.tables import DRIFT_METRICS
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-date", type=iso_date, required=True,
                         help="the day to process, YYYY-MM-DD (UTC)")
+    # `pipeline` writes the day's report itself, after monitor, with its steps (and
+    # also when a step fails): monitor's own would be read and rendered for nothing
+    parser.add_argument("--no-report", dest="report", action="store_false",
+                        help=argparse.SUPPRESS)
 
 
 def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
@@ -53,7 +57,8 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
     except MemberscoreError as exc:  # the report is still written, then this is raised
         publish_error, published = exc, []
 
-    report = build_run_report(ctx, run_date)
+    report = (build_run_report(ctx, run_date) if getattr(args, "report", True)
+              else run_report_path(ctx, run_date))
     alerts = measurement.alerts
     messages = [
         f"{DRIFT_METRICS.name} {run_date}: {commit.rows_written} rows (table version "

@@ -33,6 +33,8 @@ STEPS: tuple[str, ...] = ("ingest", "features", "validate", "score", "publish", 
 # options beyond --run-date, as in the nightly job's tasks (resources/memberscore_nightly.yml)
 STEP_OPTIONS: dict[str, tuple[str, ...]] = {
     "validate": ("--table", "bronze_transactions", "--table", "member_features_daily"),
+    # the pipeline writes the day's report itself, with its steps
+    "monitor": ("--no-report",),
 }
 
 

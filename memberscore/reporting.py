@@ -67,12 +67,17 @@ def build_run_report(ctx: RunContext, run_date: dt.date,
     """
     data = gather_report_data(ctx, run_date)
     page = render_report(data, steps, ctx.settings.models.score_bands)
-    folder = ctx.paths.reports / RUNS_DIR / run_date.isoformat()
-    path = folder / f"report-{_file_part(ctx.run_id)}.html"
-    for target in (path, folder / LATEST, ctx.paths.reports / LATEST):
+    path = run_report_path(ctx, run_date)
+    for target in (path, path.parent / LATEST, ctx.paths.reports / LATEST):
         _write_atomic(target, page)
     log.info("run report %s: %s (%d bytes)", run_date, path, len(page.encode("utf-8")))
     return path
+
+
+def run_report_path(ctx: RunContext, run_date: dt.date) -> Path:
+    """Where this run's report of D is (or will be) written."""
+    folder = ctx.paths.reports / RUNS_DIR / run_date.isoformat()
+    return folder / f"report-{_file_part(ctx.run_id)}.html"
 
 
 def _file_part(run_id: str) -> str:
