@@ -145,7 +145,7 @@ transforms). `backfill` skips a day when its latest log row has the current
 fingerprint *and* the day's partition is the one that build wrote (same `run_id`
 and row count); `--force` rebuilds anyway. Ingesting later days, late rows or rows
 booked after D do not change D's fingerprint; any change to what D sees, or to the
-feature code, does. Each chunk (`features.backfill_chunk_days`, 31 days by default)
+feature code, does. Each chunk (`features.backfill_chunk_days`, 62 days by default)
 is one commit, followed by its days' log rows: a reader never sees part of a chunk,
 a crash costs at most the chunk it was writing (rebuilt by the next run), and a skip
 is never wrong. One commit per chunk, not per day: each Delta commit costs about a
