@@ -40,7 +40,13 @@ from memberscore.args import iso_date
 from memberscore.context import JobResult, RunContext
 from memberscore.errors import ConfigError, InputError, QualityGateError
 from memberscore.lake import Between
-from memberscore.schemas import SOURCES, bronze_schema, bronze_table, quarantine_table
+from memberscore.schemas import (
+    SOURCES,
+    bronze_schema,
+    bronze_table,
+    ingest_partition_by,
+    quarantine_table,
+)
 from memberscore.transforms import ingest
 
 if TYPE_CHECKING:
@@ -280,7 +286,7 @@ def _ingest_source(ctx: RunContext, source: str, days: list[dt.date],
                 written[table] = 0
                 continue
             written[table] = lake.replace_where(table, rows, where,
-                                                ["landing_date"]).rows_written
+                                                ingest_partition_by(table)).rows_written
     finally:
         for frame in cached:
             frame.unpersist()

@@ -68,6 +68,21 @@ def quarantine_table(source: str) -> str:
     return f"quarantine_{source}"
 
 
+# Only bronze_transactions has rows enough per landing day to be partitioned by it:
+# ingest replaces one day of it and a features run reads 90 days of it.  The members
+# and outcomes feeds and every quarantine table hold a few rows a day; a partition
+# per day of them is a file per day, and each file costs a Parquet writer and Delta's
+# statistics whatever its size (a 159-day history ingest spent 2-3.4 s per such table
+# on about a thousand rows).  Their days are replaced by a `landing_date` filter on
+# the data all the same.  A table keeps the layout it was created with.
+DAY_PARTITIONED = frozenset({"bronze_transactions"})
+
+
+def ingest_partition_by(table: str) -> list[str]:
+    """The partition columns ingest creates `table` with: `landing_date` or none."""
+    return ["landing_date"] if table in DAY_PARTITIONED else []
+
+
 def bronze_schema(source: str) -> T.StructType:
     """The source's typed columns followed by the lineage columns."""
     return T.StructType([*SOURCES[source].fields, *LINEAGE])

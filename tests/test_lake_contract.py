@@ -141,6 +141,25 @@ def test_replace_a_range_of_days_in_one_commit(lake: Lake, spark: SparkSession) 
     assert lake.version("t") == before + 1
 
 
+def test_an_unpartitioned_table_replaces_its_days_by_the_filter(lake: Lake,
+                                                                spark: SparkSession) -> None:
+    """Small tables (quarantine, the members feed) are not partitioned: a day is
+    replaced by the filter on the data column, the other days kept, and a row of
+    another day refused."""
+    day3 = D2 + dt.timedelta(days=1)
+    lake.replace_where("t", frame(spark, _rows(D1) + _rows(D2) + _rows(day3)),
+                       {"as_of_date": Between(D1, day3)})
+    lake.replace_where("t", frame(spark, _rows(D2, "n")[:1]), {"as_of_date": D2})
+    lake.replace_where("t", frame(spark, []), {"as_of_date": day3})
+    rows = collected(lake.read("t"))
+    assert [(r[1], r[0]) for r in rows] == [(D1, "m1"), (D1, "m2"), (D1, "m3"), (D2, "m1n")]
+    before = lake.version("t")
+    with pytest.raises(TableError, match=r"outside|do not match|conform"):
+        lake.replace_where("t", frame(spark, _rows(D1, "z")), {"as_of_date": D2})
+    assert lake.version("t") == before
+    assert lake.count_rows("t", {"as_of_date": D1}) == 3
+
+
 def test_rows_outside_the_partition_are_refused(lake: Lake, spark: SparkSession) -> None:
     lake.replace_where("t", frame(spark, _rows(D1)), {"as_of_date": D1}, ["as_of_date"])
     before = lake.version("t")
