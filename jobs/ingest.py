@@ -42,7 +42,6 @@ from memberscore.errors import ConfigError, InputError, QualityGateError
 from memberscore.lake import Between
 from memberscore.schemas import (
     SOURCES,
-    bronze_schema,
     bronze_table,
     ingest_partition_by,
     quarantine_table,
@@ -324,7 +323,12 @@ def _checked_rows(ctx: RunContext, source: str, first: dt.date, last: dt.date,
     # that reads bronze is dropped from the cache when this job writes bronze (Spark
     # re-caches plans over a path written to), and `checked` was then computed a
     # second time, files and bronze again, for the quarantine write.
-    bronze = ctx.lake.read_or_empty(bronze_table(source), bronze_schema(source))
+    if not ctx.lake.exists(bronze_table(source)):
+        # the first ingest: no other day to have seen an id (and no pass over the
+        # files just to collect ids no other day can hold)
+        checked = ingest.flag_duplicates(parsed, ingest.no_ids_seen(ctx.spark)).cache()
+        return checked, 0, [checked]
+    bronze = ctx.lake.read(bronze_table(source))
     seen = ingest.ids_seen_outside(bronze, parsed, first, last).localCheckpoint(eager=True)
     later = seen.where(F.col("seen_after")).count()
     checked = ingest.flag_duplicates(parsed, seen).cache()

@@ -295,6 +295,9 @@ def test_ids_seen_on_other_days_ignore_the_day_being_replaced(spark: SparkSessio
     seen = ingest.ids_seen_on_other_days(table, today, D2)
     assert sorted(tuple(r) for r in seen.collect()) == [("A", True, False),
                                                         ("B", False, True)]
+    # the empty frame of the first ingest (no bronze yet) has the same columns
+    assert [(f.name, f.dataType) for f in ingest.no_ids_seen(spark).schema] == \
+        [(f.name, f.dataType) for f in seen.schema]
 
 
 def test_latest_member_rows_follow_updated_at(spark: SparkSession) -> None:

@@ -31,7 +31,7 @@ import datetime as dt
 from collections.abc import Sequence
 from functools import reduce
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -289,6 +289,19 @@ def ids_seen_outside(bronze: DataFrame, parsed: DataFrame, start: dt.date,
         .agg(F.max(F.col("landing_date") < first).alias("seen_before"),
              F.max(F.col("landing_date") > last).alias("seen_after"))
     )
+
+
+SEEN_SCHEMA = T.StructType([
+    T.StructField("transaction_id", T.StringType(), False),
+    T.StructField("seen_before", T.BooleanType(), True),
+    T.StructField("seen_after", T.BooleanType(), True),
+])
+"""The shape of `ids_seen_outside`."""
+
+
+def no_ids_seen(spark: SparkSession) -> DataFrame:
+    """`ids_seen_outside` when bronze holds no other day: no rows."""
+    return spark.createDataFrame([], SEEN_SCHEMA)
 
 
 def flag_duplicates(parsed: DataFrame, seen: DataFrame) -> DataFrame:
