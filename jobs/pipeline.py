@@ -33,9 +33,11 @@ STEPS: tuple[str, ...] = ("ingest", "features", "validate", "score", "publish", 
 # options beyond --run-date, as in the nightly job's tasks (resources/memberscore_nightly.yml)
 STEP_OPTIONS: dict[str, tuple[str, ...]] = {
     "validate": ("--table", "bronze_transactions", "--table", "member_features_daily"),
-    # the pipeline writes the day's report itself, with its steps
-    "monitor": ("--no-report",),
 }
+# Options only this process gives its steps: it writes the day's run report itself,
+# with its steps, so monitor does not (the nightly job's monitor task, with no
+# pipeline around it, writes the report).
+IN_PROCESS_OPTIONS: dict[str, tuple[str, ...]] = {"monitor": ("--no-report",)}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -89,7 +91,8 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
         start = time.monotonic()
         try:
             step_result = execute(ctx, step, job_arguments(
-                step, ["--run-date", str(run_date), *STEP_OPTIONS.get(step, ())]))
+                step, ["--run-date", str(run_date), *STEP_OPTIONS.get(step, ()),
+                       *IN_PROCESS_OPTIONS.get(step, ())]))
         except MemberscoreError as exc:
             outcomes.append(StepOutcome(step, "FAILED", None, time.monotonic() - start))
             outcomes.extend(StepOutcome(s, "skipped", None, 0.0)
