@@ -201,7 +201,11 @@ class BuildLog:
             return set()
         start, end = min(fingerprints), max(fingerprints)
         latest = self.latest(start, end)
-        written = self.written_partitions(start, end)
+        candidates = [day for day, fingerprint in fingerprints.items()
+                      if day in latest and latest[day].input_fingerprint == fingerprint.digest]
+        if not candidates:  # nothing built from these inputs: no need to read the table
+            return set()
+        written = self.written_partitions(min(candidates), max(candidates))
         fresh = set()
         for day, fingerprint in fingerprints.items():
             record = latest.get(day)
