@@ -16,9 +16,9 @@ that can be named in `lake.backend`.  These figures are what decides whether it 
 - `features_job_<backend>_seconds`: the `features` job on the 20,000 x 90 bank of
   bench_features, without its validation (best of 2 after a warm-up);
 - `backfill30_<backend>_seconds`: `backfill --force` of its last 30 days (best of 2);
-- `demo_<backend>_seconds`: `memberscore demo` (2,000 members x 120 days: generate,
-  ingest, backfill, train, validate, score, publish, monitor) in a fresh home: the
-  whole pipeline.
+- `demo_<backend>_seconds`: `memberscore demo` (its default size, 2,000 members x
+  160 days: generate, ingest, backfill, train, validate, score, publish, monitor) in
+  a fresh home: the whole pipeline.
 
 Every figure is informational (no target): the ratios between the two columns are
 the point, and they are measured in one process, one after the other.
