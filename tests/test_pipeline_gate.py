@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -63,7 +64,7 @@ def test_a_critical_failure_in_features_stops_the_pipeline_before_score_and_publ
 @pytest.mark.slow
 def test_a_warning_is_shown_and_the_pipeline_scores_and_publishes(
         ctx: RunContext, home: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
     register_champion(ctx)
     # yesterday's snapshot had 5 members; today's has 3: outside [4, 6], a warning
     yesterday = D - dt.timedelta(days=1)
@@ -73,13 +74,21 @@ def test_a_warning_is_shown_and_the_pipeline_scores_and_publishes(
                 ("M3", "2026-03-01T09:00:00Z")])
     monkeypatch.setenv("MEMBERSCORE__MONITOR__WARN_ONLY", "true")  # drift is not the subject
 
-    assert main(["pipeline", "--run-date", D.isoformat()]) == 0
+    with caplog.at_level(logging.INFO, logger="memberscore.reporting"):
+        assert main(["pipeline", "--run-date", D.isoformat()]) == 0
     out = capsys.readouterr().out.splitlines()
     steps = {line.split()[0]: line.split() for line in out[2:8]}
     assert {step: cells[1] for step, cells in steps.items()} == {
         "ingest": "ok", "features": "ok", "validate": "ok", "score": "ok", "publish": "ok",
         "monitor": "ok"}
     assert steps["features"][-2:] == ["1", "warning(s)"]
+    # one run report, the pipeline's (with its steps): monitor under it builds none
+    built = [r.getMessage() for r in caplog.records if r.name == "memberscore.reporting"
+             and r.getMessage().startswith(f"run report {D}:")]
+    assert len(built) == 1, built
+    (report,) = [line for line in out if line.startswith("run report: ")]
+    page = Path(report.split(": ", 1)[1]).read_text(encoding="utf-8")
+    assert "steps-table" in page and "not run through pipeline" not in page
     warning = (f"WARNING member_features_daily 2026-03-20: {ROW_COUNT_WINDOW} not met, "
                "observed 3 (expected between 4 and 6)")
     assert out[8] == warning  # shown once, under the summary
