@@ -13,8 +13,8 @@ backfill of a new environment) without paying a job's fixed costs per day.
 2. Per source: type each file's rows against the declared schema and evaluate every
    rule (`memberscore.transforms.ingest`); transaction_ids kept on an earlier landing
    day, or repeated within D, are duplicates.
-3. Replace D's partition of `bronze_<source>` with the clean rows and D's partition
-   of `quarantine_<source>` with the others (also when there are none, so a re-run
+3. Replace D's rows of `bronze_<source>` with the clean rows and D's rows of
+   `quarantine_<source>` with the others (also when there are none, so a re-run
    clears what an earlier run of D wrote; an existing table with neither rows to
    write nor rows of D to clear gets no commit, and a source that has never
    delivered a file gets no tables yet).
