@@ -252,11 +252,11 @@ class DeltaRsLake(Lake):
         outside = data.num_rows - int(pc.sum(pc.cast(inside, pa.int64())).as_py() or 0)
         if outside:
             raise TableError(_outside_message(table, outside, column, values))
-        counts = {value: int(pc.sum(pc.cast(pc.fill_null(pc.equal(
-            keys, pa.scalar(value, keys.type)), False), pa.int64())).as_py() or 0)
-            for value in values}
+        per_value = data.group_by([column]).aggregate([([], "count_all")])
+        counts = dict(zip(per_value[column].to_pylist(),
+                          per_value["count_all"].to_pylist(), strict=True))
         commit = self._replace(table, data, {column: OneOf(tuple(values))}, partition_by)
-        return [Commit(table, commit.version, counts[value], commit.operation)
+        return [Commit(table, commit.version, counts.get(value, 0), commit.operation)
                 for value in values]
 
     def append(self, table: str, df: DataFrame, partition_by: Sequence[str] = ()) -> Commit:
