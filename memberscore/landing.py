@@ -332,7 +332,8 @@ def _jsonl_keys(spark: SparkSession, paths: list[Path]
     )
     found = (
         lines.groupBy("file")
-        .agg(F.array_sort(F.array_distinct(F.flatten(F.collect_list(
+        # the distinct key lists of a file first: its lines mostly share one
+        .agg(F.array_sort(F.array_distinct(F.flatten(F.collect_set(
             F.coalesce(F.col("keys"), no_keys))))).alias("keys"),
             F.max(F.col("keys").isNull()).alias("corrupt"))
         .collect()
