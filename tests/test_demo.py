@@ -23,7 +23,7 @@ from memberscore.warehouse import open_warehouse
 @pytest.mark.slow
 def test_demo_trains_runs_the_pipeline_and_publishes(
         home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-        spark) -> None:  # type: ignore[no-untyped-def]
+        compiled_spark) -> None:  # type: ignore[no-untyped-def]
     # The generated days end yesterday, so this small bank (about 430 rows a day) is
     # new every day; its dirty rows and duplicates passed 1% on one day of the window
     # ending 2026-12-03 (1.09%). The threshold has tests of its own (test_ingest.py).
@@ -41,7 +41,7 @@ def test_demo_trains_runs_the_pipeline_and_publishes(
     assert "(model: trained on labels up to" in done
     assert "mlflow ui --backend-store-uri sqlite:///" in out
 
-    ctx = RunContext(load_settings("local"), run_id="test-demo-read", spark=spark)
+    ctx = RunContext(load_settings("local"), run_id="test-demo-read", spark=compiled_spark)
     champion = ModelRegistry(configure_mlflow(ctx)).resolve("member_churn", "champion")
     assert champion.version == "1"
     with open_warehouse(ctx.settings, ctx.paths.warehouse, purpose="test") as conn:
@@ -105,7 +105,7 @@ ACTIVITY = {"txn_count_7d", "txn_count_30d", "txn_count_90d", "inflow_sum_30d",
 @pytest.mark.slow
 def test_a_bank_whose_behaviour_shifts_alerts_on_the_features_it_moved(
         home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-        spark) -> None:  # type: ignore[no-untyped-def]
+        compiled_spark) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("MEMBERSCORE__INGEST__MAX_BAD_ROW_SHARE", "0.03")
     yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     # 28 days before the scored day: after every training snapshot (labels land 31
@@ -115,7 +115,7 @@ def test_a_bank_whose_behaviour_shifts_alerts_on_the_features_it_moved(
                  "--shift-from", str(shift), "--shift-factor", "2"]) == 0
     out = capsys.readouterr().out
     assert "DRIFT ALERT member_churn" in out
-    ctx = RunContext(load_settings("local"), run_id="test-demo-read", spark=spark)
+    ctx = RunContext(load_settings("local"), run_id="test-demo-read", spark=compiled_spark)
     statuses = drift_statuses(ctx, str(yesterday))
     alerted = {column for (column, _), status in statuses.items() if status == "alert"}
     assert {"txn_count_7d", "txn_count_30d"} <= alerted, statuses

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -225,3 +226,17 @@ def test_a_second_install_fetches_nothing_and_a_damaged_jar_is_fetched_again(
     assert "Maven could not fetch io.delta:delta-storage:4.0.1" in damaged.stderr
     assert "io.delta:delta-storage:4.0.1" in calls.read_text()
     assert "delta-spark" not in calls.read_text()
+
+
+def test_the_suite_evaluates_interpreted_and_compiled_spark_compiles(
+        spark, request: pytest.FixtureRequest) -> None:  # type: ignore[no-untyped-def]
+    def plan() -> str:
+        frame = spark.range(10).where("id % 3 = 0").selectExpr("sum(id * 2) AS total")
+        assert frame.collect()[0]["total"] == 2 * (0 + 3 + 6 + 9)
+        return frame._jdf.queryExecution().executedPlan().toString()
+
+    # a compiled stage prints as `*(n) Operator`
+    assert not re.search(r"\*\(\d+\) ", plan())
+    request.getfixturevalue("compiled_spark")
+    assert re.search(r"\*\(\d+\) HashAggregate", plan())
+    assert spark.conf.get("spark.sql.codegen.factoryMode") == "FALLBACK"
