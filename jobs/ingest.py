@@ -313,7 +313,9 @@ def _checked_rows(ctx: RunContext, source: str, first: dt.date, last: dt.date,
     if not batches:  # no files, or only JSONL files without a record
         return ctx.spark.createDataFrame([], ingest.parsed_schema(source)), 0, []
     parsed = ingest.combine_files([
-        ingest.parse_rows(batch.frame, source, run_id=ctx.run_id) for batch in batches
+        ingest.parse_rows(batch.frame, source, run_id=ctx.run_id,
+                          max_abs_amount=ctx.settings.ingest.max_abs_amount)
+        for batch in batches
     ])
     if source != "transactions":
         checked = parsed.cache()

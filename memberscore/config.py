@@ -21,6 +21,7 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
@@ -28,6 +29,9 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 import yaml
 
 from memberscore.errors import ConfigError
+
+# the largest money value of the contract's decimal(18,2)
+MAX_MONEY = Decimal("9999999999999999.99")
 
 ENVIRONMENTS = ("local", "dev", "staging", "prod")
 
@@ -138,7 +142,17 @@ class IngestSettings:
     """Landing-file ingest rules."""
 
     max_bad_row_share: float
+    # a transaction with a larger absolute amount (GBP) is quarantined as
+    # `amount_out_of_range`: at most this per row, a member's 90-day sum stays within
+    # decimal(18,2) for up to 10 million rows
+    max_abs_amount: Decimal
     sources: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not Decimal("0") < self.max_abs_amount <= MAX_MONEY:
+            raise ConfigError(
+                f"ingest.max_abs_amount must be above 0 and at most {MAX_MONEY:,} "
+                f"(decimal(18,2)), found {self.max_abs_amount}")
 
 
 @dataclass(frozen=True)
@@ -448,6 +462,13 @@ def _coerce(tp: Any, value: Any, key: str, where: str, origin: dict[str, str],
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: key '{key}' must be a number, found {value!r}")
         return float(value)
+    if tp is Decimal:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ConfigError(f"{where}: key '{key}' must be a number, found {value!r}")
+        try:
+            return Decimal(str(value).replace("_", ""))
+        except ArithmeticError:
+            raise ConfigError(f"{where}: key '{key}' must be a number, found {value!r}") from None
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: key '{key}' must be a string, found {value!r}")

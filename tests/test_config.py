@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from importlib import resources
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,7 @@ def test_every_packaged_environment_loads(env: str) -> None:
     settings = load_settings(env)
     assert settings.env == env
     assert settings.ingest.max_bad_row_share == 0.01
+    assert settings.ingest.max_abs_amount == Decimal("1000000000.00")
     assert settings.features.allowed_lateness_hours == 6.0
     assert settings.models.feature_ttl_days == 7
     assert settings.snowflake.published_tables == (
@@ -58,6 +60,16 @@ def test_unknown_key_names_file_and_key(conf_dir: Path) -> None:
     message = str(err.value)
     assert str(path) in message
     assert "unknown key 'ingest.max_bad_row_shares'" in message
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "1e17", "lots"])
+def test_max_abs_amount_is_a_positive_money_value(value: str,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEMBERSCORE__INGEST__MAX_ABS_AMOUNT", value)
+    with pytest.raises(ConfigError, match="max_abs_amount"):
+        load_settings("local")
+    monkeypatch.setenv("MEMBERSCORE__INGEST__MAX_ABS_AMOUNT", "2500000.50")
+    assert load_settings("local").ingest.max_abs_amount == Decimal("2500000.50")
 
 
 def test_unknown_top_level_key(conf_dir: Path) -> None:

@@ -319,6 +319,34 @@ def test_latest_member_rows_follow_updated_at(spark: SparkSession) -> None:
             .collect()} == {t(2026, 3, 3)}
 
 
+def test_amounts_beyond_max_abs_amount_are_quarantined(spark: SparkSession) -> None:
+    amounts = ["1000000000.00", "-1000000000.00", "1000000000.01", "-9999999999999999.00",
+               None]
+    rows = [txn(transaction_id=f"T{i}", amount=a) for i, a in enumerate(amounts)]
+    frame = ingest.parse_rows(raw_frame(spark, "transactions", rows), "transactions",
+                              source_file="f.csv", landing_date=D1, run_id="r1",
+                              max_abs_amount=Decimal("1000000000.00"))
+    checked = ingest.combine_files([frame]).orderBy(ingest.SOURCE_ROW).collect()
+    assert [r["rules"] for r in checked] == [
+        [], [], ["amount_out_of_range"], ["amount_out_of_range"], ["required:amount"]]
+    # without a bound (the transform's default) only the type's range applies
+    assert [r["rules"] for r in parsed(spark, "transactions", rows[2:4])] == [[], []]
+
+
+def test_members_with_impossible_dates_are_quarantined(spark: SparkSession) -> None:
+    base = MEMBER_ROWS[0][0]
+    rows = parsed(spark, "members", [
+        {**base, "updated_at": "2024-01-05T09:59:59Z"},                  # onboarded later
+        {**base, "closed_at": "2024-01-05T09:59:59Z",
+         "updated_at": "2024-02-01T00:00:00Z"},                          # closed before
+        {**base, "closed_at": "2024-01-05T10:00:00Z"},                   # same instant: ok
+        {**base, "onboarded_at": "soon", "updated_at": "2020-01-01T00:00:00Z"},
+        base,
+    ])
+    assert [r["rules"] for r in rows] == [
+        ["impossible_dates"], ["impossible_dates"], [], ["unparseable:onboarded_at"], []]
+
+
 # ----------------------------------------------------------------------------- job: rules
 
 
@@ -764,6 +792,37 @@ def test_range_arguments_are_checked(home: Path, capsys: pytest.CaptureFixture[s
                                      argv: list[str], message: str) -> None:
     assert main(["ingest", *argv]) != 0
     assert message in capsys.readouterr().err
+
+
+def test_impossible_rows_cannot_stop_features(ctx: RunContext, home: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """An amount beyond `max_abs_amount` and a members row dated impossibly are
+    quarantined; the member keeps their earlier record, and features for the day run
+    (an accepted 9,999,999,999,999,999.00 once overflowed every member's sums)."""
+    good = MEMBER_ROWS[0][0]
+    write_jsonl(landing_file(home, "members", D1, "members.jsonl"), [good])
+    write_jsonl(landing_file(home, "transactions", D1, "payments.jsonl"), [txn()])
+    later = {**good, "region": "Wales", "onboarded_at": "2026-03-05T00:00:00Z",
+             "updated_at": "2026-03-03T08:00:00Z"}
+    write_jsonl(landing_file(home, "members", D2, "members.jsonl"), [later])
+    at_d2 = {"booked_at": "2026-03-03T09:00:00Z", "ingested_at": "2026-03-03T09:05:00Z"}
+    write_jsonl(landing_file(home, "transactions", D2, "payments.jsonl"), [
+        txn(transaction_id="T2", amount="1000000000.00", **at_d2),
+        txn(transaction_id="T3", amount="9999999999999999.00", **at_d2),
+        txn(transaction_id="T4", amount="1000000000.00", **at_d2),
+    ])
+    lenient = with_threshold(ctx, 1.0)
+    run_ingest(lenient, D1)
+    run_ingest(lenient, D2)
+    assert quarantined(lenient, "transactions", D2) == {
+        ("payments.jsonl", 2): ["amount_out_of_range"]}
+    assert quarantined(lenient, "members", D2) == {("members.jsonl", 1): ["impossible_dates"]}
+
+    assert main(["features", "--run-date", D2.isoformat()]) == 0, capsys.readouterr().err
+    rows = ctx.lake.read(ctx.settings.features.table).collect()
+    assert [(r["member_id"], r["tenure_days"], r["inflow_sum_30d"], r["txn_count_30d"])
+            for r in rows] == [("M1", (D2 - dt.date(2024, 1, 5)).days,
+                                Decimal("2000000000.00"), 3)]
 
 
 # ----------------------------------------------------------------------------- end to end

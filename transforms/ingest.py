@@ -16,6 +16,10 @@ Rule names (the `rules` column of a quarantine table):
   fits decimal(18,2)); `unparseable:record` when the line could not be split into
   fields at all (broken JSON, a CSV line with the wrong number of fields);
 - `currency_not_gbp`, `unknown_status`, `unknown_channel`, `booked_after_ingested`;
+- `impossible_dates`: a members row onboarded after its own `updated_at`, or closed
+  before it was onboarded (the member keeps their earlier record);
+- `amount_out_of_range`: a transaction whose absolute amount exceeds the ingest's
+  `max_abs_amount`, so that no accepted amount can overflow a later sum;
 - `duplicate`: the transaction_id was kept on an earlier landing day, or appears
   earlier among this day's rows.
 
@@ -29,13 +33,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from decimal import Decimal
 from functools import reduce
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from memberscore.schemas import CHANNELS, CURRENCIES, SOURCES, STATUSES, bronze_schema
+from memberscore.schemas import CHANNELS, CURRENCIES, MONEY, SOURCES, STATUSES, bronze_schema
 
 CORRUPT_RECORD = "_corrupt_record"
 # where a raw row comes from, when many files are read in one scan
@@ -54,6 +59,8 @@ CURRENCY_NOT_GBP = "currency_not_gbp"
 UNKNOWN_STATUS = "unknown_status"
 UNKNOWN_CHANNEL = "unknown_channel"
 BOOKED_AFTER_INGESTED = "booked_after_ingested"
+IMPOSSIBLE_DATES = "impossible_dates"
+AMOUNT_OUT_OF_RANGE = "amount_out_of_range"
 DUPLICATE = "duplicate"
 
 QUARANTINE_SCHEMA = T.StructType([
@@ -105,7 +112,8 @@ def parsed_schema(source: str) -> T.StructType:
 
 
 def parse_rows(raw: DataFrame, source: str, *, run_id: str, source_file: str | None = None,
-               landing_date: dt.date | None = None) -> DataFrame:
+               landing_date: dt.date | None = None,
+               max_abs_amount: Decimal | None = None) -> DataFrame:
     """Landing rows, typed against the source's declared schema, with the raw record and
     every rule each row breaks (see the module docstring).
 
@@ -115,7 +123,8 @@ def parse_rows(raw: DataFrame, source: str, *, run_id: str, source_file: str | N
     (`_source_file`, `_landing_date`, `_file_block`: a scan of many files, see
     `memberscore.landing.read_landing_batches`).  Every declared column must be there
     (the reader fills JSON keys that are legitimately absent with nulls); other columns
-    are kept in the raw record only.
+    are kept in the raw record only.  `max_abs_amount` bounds a transaction's absolute
+    amount (`amount_out_of_range` above it; None: no bound).
     """
     schema = SOURCES[source]
     missing = [f.name for f in schema.fields if f.name not in raw.columns]
@@ -155,7 +164,7 @@ def parse_rows(raw: DataFrame, source: str, *, run_id: str, source_file: str | N
         if not fld.nullable:
             checks.append((~is_present, required_rule(fld.name)))
         checks.append((is_present & F.col(fld.name).isNull(), unparseable_rule(fld.name)))
-    checks += _business_rules(source)
+    checks += _business_rules(source, max_abs_amount)
     broken = F.array_compact(F.array(*[F.when(cond, F.lit(name)) for cond, name in checks]))
     rules = F.when(F.col("_malformed"), F.array(F.lit(UNPARSEABLE_RECORD))).otherwise(broken)
 
@@ -166,7 +175,15 @@ def parse_rows(raw: DataFrame, source: str, *, run_id: str, source_file: str | N
     )
 
 
-def _business_rules(source: str) -> list[tuple[Column, str]]:
+def _business_rules(source: str, max_abs_amount: Decimal | None) -> list[tuple[Column, str]]:
+    """(condition, rule) of the rules between values of one row; a comparison with a
+    missing or unparseable value breaks nothing here (that value has its own rule)."""
+    if source == "members":
+        onboarded, updated, closed = (F.col("onboarded_at"), F.col("updated_at"),
+                                      F.col("closed_at"))
+        impossible = F.coalesce(onboarded > updated, F.lit(False)) | \
+            F.coalesce(closed < onboarded, F.lit(False))
+        return [(impossible, IMPOSSIBLE_DATES)]
     if source != "transactions":
         return []
     currency, status, channel = F.col("currency"), F.col("status"), F.col("channel")
@@ -174,12 +191,16 @@ def _business_rules(source: str) -> list[tuple[Column, str]]:
     is_unknown_status = status.isNotNull() & ~status.isin(*STATUSES)
     is_unknown_channel = channel.isNotNull() & ~channel.isin(*CHANNELS)
     is_booked_late = F.col("booked_at") > F.col("ingested_at")
-    return [
+    rules = [
         (is_foreign, CURRENCY_NOT_GBP),
         (is_unknown_status, UNKNOWN_STATUS),
         (is_unknown_channel, UNKNOWN_CHANNEL),
         (F.coalesce(is_booked_late, F.lit(False)), BOOKED_AFTER_INGESTED),
     ]
+    if max_abs_amount is not None:
+        too_large = F.abs(F.col("amount")) > F.lit(max_abs_amount).cast(MONEY)
+        rules.append((F.coalesce(too_large, F.lit(False)), AMOUNT_OUT_OF_RANGE))
+    return rules
 
 
 def _parse(raw: Column, raw_type: T.DataType, target: T.DataType) -> tuple[Column, Column]:
