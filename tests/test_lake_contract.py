@@ -476,3 +476,24 @@ def test_python_rows_are_written_like_frames(any_lake: Lake, spark: SparkSession
     with pytest.raises((TableError, TypeError, ValueError)):
         lake.append_rows("t", [("m9", "not a date", None, None, None)], SCHEMA)
     assert lake.version("t") == 2
+
+
+def test_missing_nullable_columns_are_added_once(lake: Lake, spark: SparkSession) -> None:
+    """A table written before a column existed gains it (null in its old rows) and
+    is then writable with the new schema; a missing required column is refused."""
+    lake.append_rows("t", _rows(D1), SCHEMA, ["as_of_date"])
+    wider = T.StructType([*SCHEMA.fields, T.StructField("note", T.StringType(), True)])
+    lake.add_missing_columns("t", wider)
+    lake.add_missing_columns("t", wider)  # checked once: no second commit
+    assert lake.version("t") == 1
+    assert [f.name for f in lake.read("t").schema] == [*SCHEMA.names, "note"]
+    lake.replace_rows("t", [(*_rows(D2)[0], "new")], wider, {"as_of_date": D2})
+    assert sorted((r["member_id"], r["as_of_date"], r["note"])
+                  for r in lake.read("t").collect()) == [
+        ("m1", D1, None), ("m1", D2, "new"), ("m2", D1, None), ("m3", D1, None)]
+    lake.add_missing_columns("absent", wider)  # no table: nothing to do
+    assert not lake.exists("absent")
+    required = T.StructType([*SCHEMA.fields, T.StructField("must", T.LongType(), False)])
+    lake.append_rows("u", _rows(D1), SCHEMA, ["as_of_date"])
+    with pytest.raises(TableError, match=r"lacks the required column\(s\) must"):
+        lake.add_missing_columns("u", required)

@@ -29,7 +29,7 @@ from memberscore.quality import (
     require_passed,
     validate_table,
 )
-from memberscore.quality.lineage import to_micros
+from memberscore.quality.lineage import day_data, to_micros
 from memberscore.quality.suites import BRONZE_TRANSACTIONS, FEATURES, SCORES
 from tests.test_quality import (
     BRONZE_GOOD,
@@ -232,10 +232,56 @@ def test_stale_and_incompletely_recorded_validations_are_refused_until_validated
     recorded = recorded_validation(gate_ctx, SCORES.name, D)
     assert recorded is not None and recorded.run is not None
     assert (recorded.outcome.run_id, recorded.run.run_id) == ("run-2", "run-2")
+    content = day_data(later, SCORES).content
+    assert content is not None and content > 0
     assert recorded.run.data == DayData(
         rows=3, run_ids=1, first_run_id="score-1", last_run_id="score-1",
-        written_at_micros=to_micros(TS.replace(tzinfo=dt.UTC) + dt.timedelta(seconds=1)))
+        written_at_micros=to_micros(TS.replace(tzinfo=dt.UTC) + dt.timedelta(seconds=1)),
+        content=content)
     assert recorded.run.table_version == gate_ctx.lake.version(SCORES.name)
+
+
+def test_values_edited_after_validation_are_refused(gate_ctx: RunContext,
+                                                    spark: SparkSession) -> None:
+    """An edit in place keeps the row count, run ids and write time: a Delta UPDATE,
+    and an overwrite of the partition with the same lineage.  Both are refused until
+    the day is validated again."""
+    write_scores(gate_ctx, scores(spark, D, 3))
+    validate_table(gate_ctx, SCORES.name, D)
+    assert require_passed(gate_ctx, SCORES.name, D) == []
+    validated = recorded_validation(gate_ctx, SCORES.name, D)
+    assert validated is not None and validated.run is not None
+
+    location = gate_ctx.lake.location(SCORES.name)
+    spark.sql(f"UPDATE delta.`{location}` SET score = 0.999 WHERE member_id = 'M1'")
+    with pytest.raises(QualityGateError) as edited:
+        require_passed(gate_ctx, SCORES.name, D)
+    when = f"{validated.outcome.validated_at:%Y-%m-%dT%H:%M:%SZ}"
+    assert str(edited.value) == (
+        "member_scores for 2026-01-05 changed after it was validated: the values of its "
+        f"3 rows are not those run run-1 validated ({when}), though their row count, run "
+        "ids and write time are (an edit in place: a Delta UPDATE, MERGE or partition "
+        "overwrite). Refusing rows that were never validated: run `memberscore validate "
+        "--run-date 2026-01-05`")
+
+    # the original values back, by an overwrite with the same lineage: the same rows
+    write_scores(gate_ctx, scores(spark, D, 3))
+    assert require_passed(gate_ctx, SCORES.name, D) == []
+    # one value changed by an overwrite that keeps every lineage column
+    edited_rows = scores(spark, D, 3).withColumn(
+        "score", F.when(F.col("member_id") == "M2", F.lit(0.75)).otherwise(F.col("score")))
+    write_scores(gate_ctx, edited_rows)
+    with pytest.raises(QualityGateError, match="changed after it was validated"):
+        require_passed(gate_ctx, SCORES.name, D)
+    validate_table(rerun(gate_ctx, "run-2"), SCORES.name, D)
+    assert require_passed(gate_ctx, SCORES.name, D) == []
+
+    # a validation recorded before content was fingerprinted vouches for no values
+    runs = gate_ctx.lake.location(RUNS_TABLE)
+    spark.sql(f"UPDATE delta.`{runs}` SET data_content = NULL")
+    with pytest.raises(QualityGateError, match=r"recorded without a fingerprint of the "
+                       r"rows' values \(by an older memberscore\)"):
+        require_passed(gate_ctx, SCORES.name, D)
 
 
 def test_a_day_never_validated_is_refused(gate_ctx: RunContext) -> None:

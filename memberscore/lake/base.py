@@ -36,7 +36,7 @@ from memberscore.errors import TableError
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
-    from pyspark.sql.types import StructType
+    from pyspark.sql.types import StructField, StructType
 
 PartitionValue = str | int | dt.date | bool | Decimal
 
@@ -228,7 +228,30 @@ class Lake(ABC):
     def history(self, table: str, limit: int | None = None) -> list[HistoryEntry]:
         """The table's commits, newest first."""
 
+    @abstractmethod
+    def _add_columns(self, table: str, fields: Sequence[StructField]) -> None:
+        """Add nullable `fields` at the end of `table`'s schema (one commit)."""
+
     # ----------------------------------------------------------------- shared helpers
+
+    def add_missing_columns(self, table: str, schema: StructType) -> None:
+        """Give an existing `table` the columns of `schema` it lacks, at the end (how a
+        table written by an older memberscore gains a new nullable column; its rows
+        read null there).  Nothing when the table does not exist or has them all.
+        Checked once per table and Lake."""
+        checked = self.__dict__.setdefault("_columns_checked", set())
+        if table in checked or not self.exists(table):
+            return
+        have = set(self.read(table).columns)
+        missing = [f for f in schema.fields if f.name not in have]
+        if any(not f.nullable for f in missing):
+            raise TableError(
+                f"{self.location(table)} lacks the required column(s) "
+                f"{', '.join(f.name for f in missing if not f.nullable)}: it was written by "
+                "another program or an older memberscore; move it aside and re-run")
+        if missing:
+            self._add_columns(table, missing)
+        checked.add(table)
 
     def read_or_empty(self, table: str, schema: StructType) -> DataFrame:
         """The table, or an empty frame of `schema` when it has never been written."""

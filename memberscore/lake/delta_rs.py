@@ -43,7 +43,7 @@ from memberscore.schemas import quoted
 if TYPE_CHECKING:
     from deltalake import DeltaTable
     from pyspark.sql import DataFrame, SparkSession
-    from pyspark.sql.types import StructType
+    from pyspark.sql.types import StructField, StructType
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,13 @@ class DeltaRsLake(Lake):
         from deltalake import DeltaTable
 
         return DeltaTable.is_deltatable(self.location(table))
+
+    def _add_columns(self, table: str, fields: Sequence[StructField]) -> None:
+        from deltalake.schema import Field, PrimitiveType
+
+        self._table(table).alter.add_columns(
+            [Field(f.name, PrimitiveType(f.dataType.simpleString()), nullable=True)
+             for f in fields])
 
     def _table(self, table: str, version: int | None = None) -> DeltaTable:
         from deltalake import DeltaTable

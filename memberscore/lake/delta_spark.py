@@ -60,6 +60,12 @@ class DeltaSparkLake(Lake):
             return DeltaTable.forName(self.spark, self.location(table))
         return DeltaTable.forPath(self.spark, self.location(table))
 
+    def _add_columns(self, table: str, fields: Sequence[StructField]) -> None:
+        target = (self.location(table) if self.namespace
+                  else f"delta.`{self.location(table).replace('`', '``')}`")
+        columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in fields)
+        self.spark.sql(f"ALTER TABLE {target} ADD COLUMNS ({columns})")
+
     def exists(self, table: str) -> bool:
         from delta.tables import DeltaTable
 

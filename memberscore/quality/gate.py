@@ -4,7 +4,8 @@ failures; and let downstream jobs refuse a day that did not pass.
 `validate_table` is what `validate`, `features` and `score` call (and so `pipeline`).
 `require_passed` is what `score` and `publish` call before they use a day: it refuses
 a day never validated, a day whose latest validation failed critically, and a day
-whose rows were rewritten after they were validated (a stale validation).
+whose rows were rewritten or edited after they were validated (a stale validation:
+memberscore.quality.lineage says how an edit is seen).
 """
 
 from __future__ import annotations
@@ -131,8 +132,8 @@ def validation_engine(settings: ValidationSettings, rows: int) -> str:
 def require_passed(ctx: RunContext, table: str, run_date: dt.date,
                    version: int | None = None) -> list[str]:
     """Refuse (QualityGateError) a day of `table` that was never validated, whose
-    latest validation is stale (the day's rows were rewritten after it, or which rows
-    it saw is unknown) or had a critical failure; return the warnings of that
+    latest validation is stale (the day's rows were rewritten or their values edited
+    after it, or which rows it saw is unknown) or had a critical failure; return the warnings of that
     validation (lines for JobResult.messages) when it passed.  The rows checked are
     those of Delta `version` when given (what a caller pinned and will read), else
     the current ones.
@@ -158,7 +159,23 @@ def require_passed(ctx: RunContext, table: str, run_date: dt.date,
             f"--run-date {run_date}`"
         )
     now = current_day_data(ctx, spec, run_date, version)
-    if now != recorded.run.data:
+    validated = recorded.run.data
+    if validated.content is None and validated.same_rows_as(now):
+        raise QualityGateError(
+            f"{spec.name} for {run_date}: the validation by run {found.run_id} ({when}) "
+            "was recorded without a fingerprint of the rows' values (by an older "
+            "memberscore), so it cannot vouch that they are unchanged; refusing the day: "
+            f"run `memberscore validate --run-date {run_date}`"
+        )
+    if validated.same_rows_as(now) and now != validated:
+        raise QualityGateError(
+            f"{spec.name} for {run_date} changed after it was validated: the values of "
+            f"its {now.rows} rows are not those run {found.run_id} validated ({when}), "
+            "though their row count, run ids and write time are (an edit in place: a "
+            "Delta UPDATE, MERGE or partition overwrite). Refusing rows that were never "
+            f"validated: run `memberscore validate --run-date {run_date}`"
+        )
+    if now != validated:
         raise QualityGateError(
             f"the validation of {spec.name} for {run_date} is stale: the day was rewritten "
             f"after run {found.run_id} validated it ({when}); it validated "

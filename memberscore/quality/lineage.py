@@ -8,6 +8,14 @@ latest write time identify its rows: a re-run of `features`, a `backfill --force
 re-`score` of the day changes the write time (and, in a new process, the run id) even
 when the values come out the same.
 
+Those identify a rewrite, not an edit: a Delta `UPDATE`, `MERGE` or an overwrite of
+the partition with the same lineage values changes values without them.  So `DayData`
+also carries a content fingerprint, `content`: the sum over rows of a 56-bit integer
+from the MD5 of the row's every column (the reconciliation checksum of
+`memberscore.warehouse.checksum`, over all columns instead of the keys).  Any changed
+value, row added, removed or duplicated changes it, except with probability about
+2**-56.
+
 `day_data` is one Spark aggregate over the day's rows (one partition of the table):
 a single row reaches the driver, never the frame.
 """
@@ -19,6 +27,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pyspark.sql import functions as F
+
+from memberscore.warehouse.checksum import spark_key_value
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -46,15 +56,23 @@ class DayData:
 
     `written_at_micros` is the latest write time of the rows (the table's
     `ValidatedTable.written_at_column`), in microseconds since the epoch, None when
-    the table has no such column or the day has no rows.  Two DayData are equal only
-    when the day holds the same number of rows, written by the same run(s) at the
-    same moment."""
+    the table has no such column or the day has no rows.  `content` is the content
+    fingerprint (0 for no rows; None when unknown: recorded by an older memberscore).
+    Two DayData are equal only when the day holds the same number of rows, written by
+    the same run(s) at the same moment, with the same values."""
 
     rows: int
     run_ids: int
     first_run_id: str | None
     last_run_id: str | None
     written_at_micros: int | None
+    content: int | None
+
+    def same_rows_as(self, other: DayData) -> bool:
+        """Equal but for the content: the same rows by lineage."""
+        return (self.rows, self.run_ids, self.first_run_id, self.last_run_id,
+                self.written_at_micros) == (other.rows, other.run_ids, other.first_run_id,
+                                            other.last_run_id, other.written_at_micros)
 
     @property
     def written_at(self) -> dt.datetime | None:
@@ -90,6 +108,7 @@ def day_data(frame: DataFrame, spec: ValidatedTable) -> DayData:
         F.min(run_id).alias("first_run_id"),
         F.max(run_id).alias("last_run_id"),
         F.max(written_at).alias("written_at_micros"),
+        F.sum(spark_key_value(sorted(frame.columns))).alias("content"),
     ).first()
     assert row is not None  # a global aggregate always returns one row
     return DayData(
@@ -99,4 +118,5 @@ def day_data(frame: DataFrame, spec: ValidatedTable) -> DayData:
         last_run_id=row["last_run_id"],
         written_at_micros=None if row["written_at_micros"] is None
         else int(row["written_at_micros"]),
+        content=int(row["content"] or 0),
     )

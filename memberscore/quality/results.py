@@ -86,6 +86,10 @@ VALIDATION_RUNS_SCHEMA = T.StructType([
     T.StructField("data_last_run_id", T.StringType(), True),
     T.StructField("data_written_at", T.TimestampType(), True),
     T.StructField("result_path", T.StringType(), False),
+    # the content fingerprint of the validated rows, as exact decimal text (null:
+    # recorded before memberscore fingerprinted content; such a validation vouches
+    # for no rows).  Last, so tables written without it gain it as a new column.
+    T.StructField("data_content", T.StringType(), True),
 ])
 
 
@@ -110,7 +114,9 @@ def write_outcome(lake: Lake, outcome: ValidationOutcome) -> Commit:
     run = (outcome.run_id, outcome.run_date, outcome.table, outcome.suite,
            outcome.validated_at, outcome.passed, len(outcome.critical_failures),
            len(outcome.warnings), outcome.table_version, data.rows, data.run_ids,
-           data.first_run_id, data.last_run_id, data.written_at, str(outcome.result_path))
+           data.first_run_id, data.last_run_id, data.written_at, str(outcome.result_path),
+           None if data.content is None else str(data.content))
+    lake.add_missing_columns(RUNS_TABLE, VALIDATION_RUNS_SCHEMA)
     return lake.replace_rows(RUNS_TABLE, [run], VALIDATION_RUNS_SCHEMA, where,
                              partition_by=PARTITION_BY)
 
@@ -194,12 +200,16 @@ def _with_run(outcome: ValidationOutcome, run: RunRecord) -> ValidationOutcome:
 def _read_run(lake: Lake, table: str, run_date: dt.date) -> RunRecord | None:
     if not lake.exists(RUNS_TABLE):
         return None
+    runs = lake.read(RUNS_TABLE)
+    columns = set(runs.columns)
     row = (
-        lake.read(RUNS_TABLE).where(_day(table, run_date))
+        runs.where(_day(table, run_date))
         .select("run_id", F.unix_micros("validated_at").alias("validated_at_micros"),
                 "table_version", "data_rows", "data_run_ids", "data_first_run_id",
                 "data_last_run_id",
-                F.unix_micros("data_written_at").alias("data_written_at_micros"))
+                F.unix_micros("data_written_at").alias("data_written_at_micros"),
+                (F.col("data_content") if "data_content" in columns
+                 else F.lit(None).cast("string")).alias("data_content"))
         .first()
     )
     if row is None:
@@ -213,5 +223,6 @@ def _read_run(lake: Lake, table: str, run_date: dt.date) -> RunRecord | None:
         data=DayData(rows=int(row["data_rows"]), run_ids=int(row["data_run_ids"]),
                      first_run_id=row["data_first_run_id"],
                      last_run_id=row["data_last_run_id"],
-                     written_at_micros=None if written is None else int(written)),
+                     written_at_micros=None if written is None else int(written),
+                     content=None if row["data_content"] is None else int(row["data_content"])),
     )
