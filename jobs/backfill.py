@@ -30,6 +30,7 @@ from memberscore.args import iso_date
 from memberscore.context import JobResult, RunContext
 from memberscore.errors import ConfigError, InputError
 from memberscore.feature_builds import BuildRecord, InputFingerprint, code_digest, cumulative
+from memberscore.ingest_log import require_ingested
 from memberscore.jobs.features import build_log, now_utc, read_bronze
 from memberscore.logs import progress
 from memberscore.tables import MEMBER_FEATURES_DAILY
@@ -109,6 +110,8 @@ def build_days(ctx: RunContext, days: list[dt.date], force: bool = False) -> Job
             f"features.backfill_chunk_days must be between 1 and {MAX_CHUNK_DAYS}, found "
             f"{conf.backfill_chunk_days}; fix it in conf/<env>.yml"
         )
+    span = str(start) if start == end else f"{start}..{end}"
+    require_ingested(ctx.lake, ctx.settings.ingest.log_table, days, f"backfill {span}")
     started = time.perf_counter()
     transactions, members = read_bronze(ctx, end)
     code = code_digest()

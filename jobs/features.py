@@ -1,6 +1,7 @@
 """`memberscore features --run-date D`: the member feature snapshot as of D.
 
-Reads bronze_transactions and bronze_members, computes D's snapshot in one pass
+Refuses D unless ingest has completed D (memberscore.ingest_log).  Reads
+bronze_transactions and bronze_members, computes D's snapshot in one pass
 (transforms/features.py), replaces D's partition of member_features_daily in one
 commit, and records the build (with its input fingerprint) in feature_build_log so
 a later backfill can skip D while its inputs are unchanged.  Re-running D gives the
@@ -34,6 +35,7 @@ from memberscore.feature_builds import (
     cumulative,
 )
 from memberscore.feature_registry import MAX_WINDOW_DAYS
+from memberscore.ingest_log import require_ingested
 from memberscore.quality import validate_table
 from memberscore.schemas import bronze_table
 from memberscore.tables import MEMBER_FEATURES_DAILY
@@ -90,6 +92,7 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
     timings: dict[str, float] = {}
     started = time.perf_counter()
 
+    require_ingested(ctx.lake, ctx.settings.ingest.log_table, [day], f"features for {day}")
     transactions, members = read_bronze(ctx, day)
     aggregates = snapshot_aggregates(transactions, day, lateness).persist()
     try:

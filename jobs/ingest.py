@@ -22,6 +22,8 @@ backfill of a new environment) without paying a job's fixed costs per day.
    When the quarantined share of a day's rows (all sources together) exceeds
    `ingest.max_bad_row_share`, fail with QualityGateError, after the writes, so the
    rows are there to inspect.
+5. Otherwise record the days as ingested (`ingest.log_table`, see
+   memberscore.ingest_log): features refuse a day without that record.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from memberscore import landing
 from memberscore.args import iso_date
 from memberscore.context import JobResult, RunContext
 from memberscore.errors import ConfigError, InputError, QualityGateError
+from memberscore.ingest_log import record_ingested
 from memberscore.lake import Between
 from memberscore.schemas import (
     SOURCES,
@@ -198,6 +201,11 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
             f"re-deliver the landing files under {root}/<source>/<day>/ and re-run "
             f"`memberscore ingest --run-date <day>`"
         )
+
+    record_ingested(ctx.lake, conf.log_table, ctx.run_id, {
+        day: (sum(r.per_day.get(day, (0, 0))[0] for r in reports),
+              sum(r.per_day.get(day, (0, 0))[1] for r in reports))
+        for day in days})
 
     rows: dict[str, int] = {}
     for report in reports:

@@ -147,6 +147,8 @@ class IngestSettings:
     # decimal(18,2) for up to 10 million rows
     max_abs_amount: Decimal
     sources: tuple[str, ...]
+    # the landing days ingest completed (memberscore.ingest_log)
+    log_table: str
 
     def __post_init__(self) -> None:
         if not Decimal("0") < self.max_abs_amount <= MAX_MONEY:

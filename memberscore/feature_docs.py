@@ -30,7 +30,8 @@ HEADER = """\
 `member_features_daily` holds one row per member and day: what was known about the
 member's account activity at the **feature cutoff** of that day. It is written by
 `memberscore features --run-date D` (one day) and `memberscore backfill --start D1
---end D2` (a range), partitioned by `as_of_date`, keyed by ({keys}).
+--end D2` (a range), partitioned by `as_of_date`, keyed by ({keys}). Both refuse a
+day that ingest has not completed, naming the newest ingested day.
 
 ## The rules of a snapshot
 

@@ -14,6 +14,7 @@ from pyspark.sql import DataFrame, SparkSession
 from memberscore.config import Settings
 from memberscore.context import RunContext
 from memberscore.feature_registry import feature_names
+from memberscore.ingest_log import record_ingested
 from memberscore.schemas import bronze_schema, bronze_table
 
 UTC = dt.UTC
@@ -55,10 +56,23 @@ def members_frame(spark: SparkSession, rows: Iterable[tuple[object, ...]]) -> Da
 
 
 def write_bronze(ctx: RunContext, members: Iterable[tuple[object, ...]],
-                 transactions: Iterable[tuple[object, ...]]) -> None:
-    """Create bronze_members and bronze_transactions in the test's lake."""
+                 transactions: Iterable[tuple[object, ...]],
+                 ingested_through: dt.date | None = None) -> None:
+    """Create bronze_members and bronze_transactions in the test's lake, and record
+    their landing days as ingested (through `ingested_through`, when later), as
+    ingest would have."""
+    members, transactions = list(members), list(transactions)
     ctx.lake.append(bronze_table("members"), members_frame(ctx.spark, members))
     ctx.lake.append(bronze_table("transactions"), transactions_frame(ctx.spark, transactions))
+    landed = [row[-3] for row in [*members, *transactions]]
+    last = max([*landed, *([ingested_through] if ingested_through else [])])
+    record_ingested_through(ctx, min(landed), last)
+
+
+def record_ingested_through(ctx: RunContext, first: dt.date, last: dt.date) -> None:
+    """Record every landing day of [first, last] as ingested (no rows counted)."""
+    days = {first + dt.timedelta(days=i): (0, 0) for i in range((last - first).days + 1)}
+    record_ingested(ctx.lake, ctx.settings.ingest.log_table, "ingest-run", days)
 
 
 def append_transactions(ctx: RunContext, rows: Iterable[tuple[object, ...]]) -> None:

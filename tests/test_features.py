@@ -15,6 +15,7 @@ from chispa import assert_df_equality
 from featuredata import (
     append_transactions,
     feature_values,
+    record_ingested_through,
     member,
     members_frame,
     transactions_frame,
@@ -296,12 +297,40 @@ def test_job_writes_partition_reruns_identically_and_ignores_late_rows(
 
 def test_job_fails_in_one_line_without_bronze(ctx: RunContext,
                                               capsys: pytest.CaptureFixture[str]) -> None:
+    record_ingested_through(ctx, D, D)  # recorded as ingested, yet no bronze table
     assert main(["features", "--run-date", D.isoformat()]) == 4
     stderr = capsys.readouterr().err
     err = [line for line in stderr.splitlines() if line.startswith("memberscore:")]
     assert len(err) == 1
     assert "bronze_transactions" in err[0] and "memberscore ingest" in err[0]
     assert "Traceback" not in stderr
+
+
+def test_a_day_ingest_has_not_run_for_is_refused(ctx: RunContext,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """17 days past the last landing day, features once wrote (and validated) a full
+    snapshot of members without transactions."""
+    assert main(["features", "--run-date", D.isoformat()]) == 4
+    (line,) = [x for x in capsys.readouterr().err.splitlines()
+               if x.startswith("memberscore:")]
+    assert line.startswith("memberscore: features failed: features for 2026-03-31 refused: "
+                           "ingest has not run for 2026-03-31; no day has been ingested yet")
+
+    write_bronze(ctx, MEMBERS, TRANSACTIONS, ingested_through=D)
+    later = D + dt.timedelta(days=17)
+    assert main(["features", "--run-date", later.isoformat()]) == 4
+    (line,) = [x for x in capsys.readouterr().err.splitlines()
+               if x.startswith("memberscore:")]
+    assert line == ("memberscore: features failed: features for 2026-04-17 refused: ingest "
+                    "has not run for 2026-04-17; the newest ingested day is "
+                    f"{max(D, max(r[-3] for r in TRANSACTIONS))}. Run `memberscore ingest "
+                    "--run-date 2026-04-17` first")
+    assert not ctx.lake.exists(ctx.settings.features.table)
+    assert main(["backfill", "--start", "2026-03-30", "--end", later.isoformat()]) == 4
+    assert ("backfill 2026-03-30..2026-04-17 refused: ingest has not run for "
+            in capsys.readouterr().err)
+    assert not ctx.lake.exists(ctx.settings.features.table)
+    assert main(["features", "--run-date", D.isoformat()]) == 0
 
 
 # --------------------------------------------------------------------------- history

@@ -29,6 +29,7 @@ from memberscore.cli import main
 from memberscore.config import load_settings
 from memberscore.context import JobResult, RunContext
 from memberscore.errors import InputError, QualityGateError
+from memberscore.ingest_log import ingested_days
 from memberscore.jobs import ingest as ingest_job
 from memberscore.landing import generate_landing
 from memberscore.schemas import SOURCES, bronze_schema
@@ -674,6 +675,12 @@ def test_too_many_bad_rows_fail_after_writing(ctx: RunContext, home: Path) -> No
     assert str(home / "lake" / "quarantine_transactions") in message
     assert len(bronze(ctx, "transactions", D1)) == 8
     assert len(quarantined(ctx, "transactions", D1)) == 3
+    # a failed run does not count as ingested: features refuse D1 until one succeeds
+    assert ingested_days(ctx.lake, ctx.settings.ingest.log_table) == set()
+    run_ingest(with_threshold(ctx, 0.5), D1)
+    log_rows = ctx.lake.read(ctx.settings.ingest.log_table).collect()
+    assert [(r["landing_date"], r["rows_read"], r["rows_quarantined"], r["run_id"])
+            for r in log_rows] == [(D1, 11, 3, ctx.run_id)]
 
 
 def test_cli_prints_a_table_per_file(home: Path, capsys: pytest.CaptureFixture[str],
@@ -754,6 +761,9 @@ def test_a_range_ingests_like_its_days_in_order(ctx: RunContext, home: Path,
     assert quarantined(at_once, "transactions", D1)[("payments.csv", 1)] == ["duplicate"]
     assert quarantined(at_once, "transactions", D1)[("payments.csv", 2)] == ["currency_not_gbp"]
     assert result.details["start"] == D1.isoformat() and result.details["days"] == 3
+    # the range records each of its days, in one commit, as the days one by one do
+    for each in (at_once, day_by_day):
+        assert ingested_days(each.lake, each.settings.ingest.log_table) == {d0, D1, D2, d3}
     assert result.messages[0].startswith(f"ingest {D1}..{d3}: 3 day(s)")
     assert [m.split()[0] for m in result.messages[2:5]] == [str(D1), str(D2), str(d3)]
     # one commit per table for the whole range
