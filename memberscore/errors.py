@@ -62,6 +62,12 @@ class WarehouseError(MemberscoreError):
     exit_code = 8
 
 
+class PublishRunningError(WarehouseError):
+    """Another publish of the same day holds the day's publish lock."""
+
+    exit_code = 6
+
+
 class ModelError(MemberscoreError):
     """The model registry has no usable model, or a model does not fit the data."""
 

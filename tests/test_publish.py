@@ -7,6 +7,7 @@ import argparse
 import datetime as dt
 import hashlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -26,6 +27,7 @@ from memberscore.context import JobResult, RunContext
 from memberscore.errors import (
     ConfigError,
     InputError,
+    PublishRunningError,
     QualityGateError,
     TableError,
     WarehouseError,
@@ -328,6 +330,48 @@ def test_failure_between_copy_and_commit_leaves_the_target(
     assert log_rows(warehouse)[0][3] == 2
 
 
+def test_a_day_of_several_tables_is_published_in_one_transaction(
+        ctx: RunContext, warehouse: WarehouseConnection) -> None:
+    """A failure while the second table is swapped (its rows already replaced inside
+    the transaction) leaves both tables and PUBLISH_LOG as they were: a reader never
+    sees the day's features without its scores."""
+    tables = ["member_features_daily", "member_scores"]
+    write(ctx, "member_features_daily", FEATURES_SCHEMA, feature_rows(DAY1), DAY1)
+    write(ctx, "member_scores", MEMBER_SCORES_SCHEMA, score_rows(DAY1), DAY1)
+    publish_day(ctx.settings, ctx.lake, ctx.spark, warehouse_dir=ctx.paths.warehouse,
+                run_id="first", tables=tables, day=DAY1)
+
+    def features_of(conn: WarehouseConnection) -> list[tuple]:
+        return conn.execute("SELECT MEMBER_ID, RUN_ID FROM MEMBER_FEATURES_DAILY "
+                            "ORDER BY MEMBER_ID", what="t")
+
+    before = (features_of(warehouse), scores_in(warehouse, DAY1), log_rows(warehouse))
+    assert [r[2] for r in before[2]] == ["first", "first"]
+    write(ctx, "member_features_daily", FEATURES_SCHEMA, feature_rows(DAY1, "r2")[:2], DAY1)
+    write(ctx, "member_scores", MEMBER_SCORES_SCHEMA, score_rows(DAY1, "r2", 2), DAY1)
+    swapped: list[str] = []
+
+    def fail_on_scores(point: FaultPoint, table: str, conn: WarehouseConnection) -> None:
+        if point is FaultPoint.BEFORE_COMMIT:
+            swapped.append(table)
+            if table == "MEMBER_SCORES":
+                raise InjectedFaultError("stop before the commit of the day")
+
+    with pytest.raises(InjectedFaultError):
+        publish_day(ctx.settings, ctx.lake, ctx.spark, warehouse_dir=ctx.paths.warehouse,
+                    run_id="second", tables=tables, day=DAY1, fault_hook=fail_on_scores)
+    assert swapped == ["MEMBER_FEATURES_DAILY", "MEMBER_SCORES"]
+    assert (features_of(warehouse), scores_in(warehouse, DAY1), log_rows(warehouse)) == before
+    assert staging_tables(warehouse) == []
+
+    publish_day(ctx.settings, ctx.lake, ctx.spark, warehouse_dir=ctx.paths.warehouse,
+                run_id="third", tables=tables, day=DAY1)
+    assert features_of(warehouse) == [("m1", "r2"), ("m2", "r2")]
+    assert [r[4] for r in scores_in(warehouse, DAY1)] == ["r2", "r2"]
+    assert [(r[0], r[2], r[3]) for r in log_rows(warehouse)] == [
+        ("MEMBER_FEATURES_DAILY", "third", 2), ("MEMBER_SCORES", "third", 2)]
+
+
 def test_fault_injection_is_refused_in_prod(monkeypatch: pytest.MonkeyPatch) -> None:
     from memberscore.warehouse.faults import hook_from_environment
 
@@ -607,6 +651,15 @@ def test_killed_publish_leaves_the_old_day_and_a_rerun_succeeds(ctx: RunContext)
             assert time.monotonic() < deadline, "".join(seen[-20:])
         else:
             pytest.fail("publish ended without reaching the fault:\n" + "".join(seen[-20:]))
+        # A second publish of the day meanwhile stops at once, saying who holds it.
+        with pytest.raises(PublishRunningError) as running:
+            publish(ctx, DAY1, "member_scores")
+        assert re.fullmatch(
+            r"publish of 2026-11-19 already running \(run \S+ since "
+            r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ, process \d+\); nothing was published by "
+            r"this run: wait for that one to finish \(it publishes the same lake rows\), "
+            r"then re-run if the day changed since", str(running.value)), str(running.value)
+        assert PublishRunningError.exit_code == 6
         # Deleted and inserted inside the open transaction: now kill -9 the whole job.
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=60)
@@ -615,12 +668,24 @@ def test_killed_publish_leaves_the_old_day_and_a_rerun_succeeds(ctx: RunContext)
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=60)
 
+    spool = ctx.paths.warehouse / "spool"
+    assert [p.name for p in spool.rglob("*")] != []  # the killed run's spool is left
     with open_warehouse(ctx.settings, ctx.paths.warehouse, purpose="test") as conn:
         assert [r[4] for r in scores_in(conn, DAY1)] == ["r1"] * 4
         assert [(r[2], r[3]) for r in log_rows(conn)] == [("test-run", 4)]
+        assert len(staging_tables(conn)) == 1  # and its staging table
         publish(ctx, DAY1, "member_scores")
         assert [(r[0], r[4]) for r in scores_in(conn, DAY1)] == [("m1", "r2"), ("m2", "r2")]
         assert [(r[2], r[3]) for r in log_rows(conn)] == [("test-run", 2)]
+        # the rerun removed what the killed run left
+        assert staging_tables(conn) == []
+    assert list(spool.rglob("*")) == []
+
+
+def staging_tables(conn: WarehouseConnection) -> list[str]:
+    return [r[0] for r in conn.execute(
+        "SELECT TABLE_NAME FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_NAME LIKE '%STAGING%'",
+        what="t")]
 
 
 def test_checksum_stays_exact_for_large_sums(ctx: RunContext,

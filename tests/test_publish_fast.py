@@ -166,6 +166,13 @@ def leftovers(ctx: RunContext, conn: WarehouseConnection) -> list[object]:
     return [*tables, *staged, *spool]
 
 
+def staging_table(conn: WarehouseConnection, table: str) -> str:
+    """The one staging table of `table`'s day (its name is unique to the run)."""
+    (name,), = conn.execute("SELECT TABLE_NAME FROM INFORMATION_SCHEMA.TABLES WHERE "
+                            f"TABLE_NAME LIKE '{table}__STAGING_{DAY:%Y%m%d}_%'", what="t")
+    return str(name)
+
+
 def test_wrong_keys_after_copy_are_rolled_back_before_commit(
         ctx: RunContext, warehouse: WarehouseConnection) -> None:
     write_scores(ctx, score_rows("r1"))
@@ -175,7 +182,7 @@ def test_wrong_keys_after_copy_are_rolled_back_before_commit(
 
     def rename_member(point: FaultPoint, table: str, conn: WarehouseConnection) -> None:
         if point is FaultPoint.AFTER_COPY:  # same row count, one key changed
-            conn.execute(f"UPDATE {table}__STAGING_{DAY:%Y%m%d} SET MEMBER_ID = 'm9' "
+            conn.execute(f"UPDATE {staging_table(conn, table)} SET MEMBER_ID = 'm9' "
                          "WHERE MEMBER_ID = 'm1'", what="t")
 
     with pytest.raises(WarehouseError, match=r"MEMBER_SCORES 2026-11-19 would hold 4 rows "
@@ -194,7 +201,7 @@ def test_a_row_lost_after_copy_fails_the_insert_count(
 
     def drop_row(point: FaultPoint, table: str, conn: WarehouseConnection) -> None:
         if point is FaultPoint.AFTER_COPY:
-            conn.execute(f"DELETE FROM {table}__STAGING_{DAY:%Y%m%d} WHERE MEMBER_ID = 'm4'",
+            conn.execute(f"DELETE FROM {staging_table(conn, table)} WHERE MEMBER_ID = 'm4'",
                          what="t")
 
     with pytest.raises(WarehouseError, match="wrote 3 rows, expected 4; rolled back"):

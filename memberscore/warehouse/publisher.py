@@ -1,7 +1,9 @@
-"""Publish one day of lake tables to Snowflake: bulk, atomic, idempotent, reconciled.
+"""Publish one day of lake tables to Snowflake: bulk, atomic across the day's tables,
+idempotent, reconciled, one publish of a day at a time.
 
-For each table, in two phases:
-
+0. The day's publish lock (`publish_lock.day_lock`): a second publish of the same day
+   stops at once with PublishRunningError naming the run that holds it; spool
+   folders that killed publishes left are removed.
 1. Lake, for every table before Snowflake is touched: the lake exports the day's
    rows of the table's current Delta version (which is recorded) as Parquet files
    into a spool folder (`Lake.export_partition`: without Spark on delta-rs, in Spark
@@ -9,26 +11,28 @@ For each table, in two phases:
    from those files (`checksum.parquet_checksum`: the key columns only), so what is
    reconciled is exactly what is loaded.  A missing table or an empty day fails
    here, so nothing is published when any table is not ready.
-2. Warehouse, one table at a time, on one session:
-   - one INFORMATION_SCHEMA query reads the target's and PUBLISH_LOG's columns; the
-     target is created when missing (types from the Delta schema, `typemap`) or
-     gains lake columns it lacks; PUBLISH_LOG and the named internal stage
-     MEMBERSCORE_PUBLISH are created once per session when needed;
-   - a transient staging table with the target's columns is created, the files are
-     PUT to the stage and COPYed into it; COPY's own result must report every file
-     loaded and the lake's row count;
-   - ONE transaction: delete the day from the target, insert the staging rows (the
-     inserted count must be the lake's), replace the table-day's PUBLISH_LOG row,
-     then compute the target day's count and key checksum inside the transaction:
-     anything but the lake's rolls back, so wrong rows are never committed;
-   - after COMMIT the committed day is reconciled against the lake (count +
+2. Warehouse, on one session, every table loaded before any is swapped:
+   - per table, one INFORMATION_SCHEMA query reads the target's and PUBLISH_LOG's
+     columns; the target is created when missing (types from the Delta schema,
+     `typemap`) or gains lake columns it lacks; PUBLISH_LOG and the named internal
+     stage MEMBERSCORE_PUBLISH are created once per session when needed; staging
+     tables of this table-day left by killed runs are dropped;
+   - a transient staging table with the target's columns, named for this run
+     (`<TARGET>__STAGING_<YYYYMMDD>_<token>`: two runs never share one), is created,
+     the files are PUT to the stage and COPYed into it; COPY's own result must report
+     every file loaded and the lake's row count;
+   - ONE transaction for all the day's tables: per table, delete the day from the
+     target, insert the staging rows (the inserted count must be the lake's), replace
+     the table-day's PUBLISH_LOG row, then compute the target day's count and key
+     checksum inside the transaction: anything but the lake's rolls back every table,
+     so wrong rows are never committed and a reader never sees features without
+     their scores;
+   - after COMMIT each committed day is reconciled against the lake (count +
      checksum); a mismatch (another writer) raises WarehouseError;
-   - the staging table is dropped and the stage path removed whatever happens.
+   - the staging tables are dropped whatever happens.
 
-A failure or a kill at any point before COMMIT leaves the target and PUBLISH_LOG as
-they were (the transaction never committed); a rerun publishes the day again.  Each
-table-day is its own transaction: when the second table fails, the first stays
-published (complete, logged) and the rerun replaces it with the same rows.
+A failure or a kill at any point before COMMIT leaves every target and PUBLISH_LOG as
+they were (the transaction never committed); a rerun publishes the day again.
 
 Per-step seconds are kept in `PublishedDay.seconds` (export, checksum, schema, stage,
 put, copy, transaction, reconcile, cleanup).
@@ -36,6 +40,7 @@ put, copy, transaction, reconcile, cleanup).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import secrets
@@ -58,6 +63,7 @@ from memberscore.warehouse.checksum import (
 )
 from memberscore.warehouse.faults import FaultHook, FaultPoint
 from memberscore.warehouse.identifiers import identifier, run_id_path_part
+from memberscore.warehouse.publish_lock import day_lock, remove_leftover_spools
 from memberscore.warehouse.typemap import (
     Column,
     ExistingColumn,
@@ -186,6 +192,7 @@ class Publisher:
         self.spool_root = spool_root
         self.run_id = run_id
         self._run_path = run_id_path_part(run_id)
+        self._token = secrets.token_hex(4).upper()
         self.fault_hook = fault_hook
         self._ready: weakref.WeakSet[WarehouseConnection] = weakref.WeakSet()
 
@@ -201,7 +208,7 @@ class Publisher:
                 f"{day} cannot be published; run the job that produces it first, or "
                 "leave it out with --table"
             )
-        spool = self.spool_root / f"{self._run_path}-{table}-{day.isoformat()}"
+        spool = self.spool_root / day.isoformat() / f"{self._run_path}-{table}"
         if "'" in str(spool):
             raise WarehouseError(f"the spool folder {spool} contains a quote; use another home")
         laps = _Laps()
@@ -239,8 +246,10 @@ class Publisher:
         )
 
     def discard(self, prepared: PreparedDay) -> None:
-        """Remove the day's spool folder."""
+        """Remove the table-day's spool folder (and the day's, once empty)."""
         shutil.rmtree(prepared.spool, ignore_errors=True)
+        with contextlib.suppress(OSError):  # not empty: another table still spooled
+            prepared.spool.parent.rmdir()
 
     # ------------------------------------------------------------------ phase 2
 
@@ -322,24 +331,46 @@ class Publisher:
                 "unchanged, re-run publish"
             )
 
-    def publish(self, conn: WarehouseConnection, prepared: PreparedDay) -> PublishedDay:
-        """Load, swap in one transaction, log, reconcile; see the module docstring."""
+    def staging_name(self, prepared: PreparedDay) -> str:
+        """This run's staging table for a table-day: unique per run, so two publishes
+        of one day never share one (a killed run's is dropped by the next run)."""
+        return f"{prepared.target}__STAGING_{prepared.day:%Y%m%d}_{self._token}"
+
+    def _drop_leftover_staging(self, conn: WarehouseConnection,
+                               prepared: PreparedDay) -> None:
+        """Drop staging tables of this table-day that earlier, killed runs left."""
+        pattern = f"{prepared.target}__STAGING_{prepared.day:%Y%m%d}%"
+        rows = conn.execute(
+            "SELECT TABLE_NAME FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_SCHEMA = ? "
+            "AND TABLE_NAME LIKE ?", [conn.spec.schema, pattern],
+            what=f"find staging tables left by earlier publishes of {prepared.target}")
+        ours = self.staging_name(prepared)
+        for (name,) in rows:
+            leftover = identifier(str(name), "staging table")
+            if leftover != ours:
+                conn.execute(f"DROP TABLE IF EXISTS {leftover}", what=f"drop {leftover}")
+                log.info("dropped %s, left by an earlier publish that did not finish",
+                         leftover)
+
+    def _load_staging(self, conn: WarehouseConnection, prepared: PreparedDay,
+                      laps: _Laps) -> tuple[bool, tuple[str, ...]]:
+        """Create (or widen) the target, then PUT and COPY the day into this run's
+        staging table, checked; (created, added columns)."""
         target, day = prepared.target, prepared.day
-        laps = _Laps()
         created, added = self.ensure_target(conn, prepared)
-        staging = f"{target}__STAGING_{day:%Y%m%d}"
+        self._drop_leftover_staging(conn, prepared)
+        staging = self.staging_name(prepared)
+        names = ", ".join(c.name for c in prepared.columns)
+        laps("schema")
+        # The target's column types (just checked against the lake).  Transient: a
+        # staging table needs no Time Travel or Fail-safe copies.
+        conn.execute(f"CREATE OR REPLACE TRANSIENT TABLE {staging} AS "
+                     f"SELECT {names} FROM {target} LIMIT 0",
+                     what=f"create staging table {staging}")
+        laps("stage")
         stage_path = (f"{prepared.table}/{day.isoformat()}/{self._run_path}-"
                       f"{secrets.token_hex(4)}")
-        names = ", ".join(c.name for c in prepared.columns)
-        copied = False
-        laps("schema")
         try:
-            # The target's column types (just checked against the lake).  Transient: a
-            # staging table needs no Time Travel or Fail-safe copies.
-            conn.execute(f"CREATE OR REPLACE TRANSIENT TABLE {staging} AS "
-                         f"SELECT {names} FROM {target} LIMIT 0",
-                         what=f"create staging table {staging}")
-            laps("stage")
             uploaded = conn.execute(
                 f"PUT 'file://{prepared.spool}/part-*.parquet' @{STAGE}/{stage_path}/ "
                 "AUTO_COMPRESS = FALSE OVERWRITE = TRUE",
@@ -357,79 +388,119 @@ class Publisher:
                 "FILE_FORMAT = (TYPE = PARQUET) MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE "
                 "PURGE = TRUE FORCE = TRUE",
                 what=f"COPY {target} {day} into {staging}")
-            copied = True
-            self._check_copy(prepared, staging, result)
-            laps("copy")
-            self._fault(FaultPoint.AFTER_COPY, prepared, conn)
-            published_at = dt.datetime.now(dt.UTC)
-            with conn.transaction(f"publish {target} {day}"):
-                replaced = conn.execute_count(
-                    f"DELETE FROM {target} WHERE {prepared.date_column} = ?", [day],
-                    what=f"delete {day} from {target}")
-                inserted = conn.execute_count(
-                    f"INSERT INTO {target} ({names}) SELECT {names} FROM {staging}",
-                    what=f"insert {day} into {target}")
-                if inserted != prepared.expected.rows:
-                    raise WarehouseError(
-                        f"inserting {target} {day} wrote {inserted} rows, expected "
-                        f"{prepared.expected.rows}; rolled back, the target is unchanged"
-                    )
-                conn.execute_count(
-                    f"DELETE FROM {LOG_TABLE} WHERE TABLE_NAME = ? AND AS_OF_DATE = ?",
-                    [target, day], what=f"replace the {LOG_TABLE} row of {target} {day}")
-                conn.execute_count(
-                    f"INSERT INTO {LOG_TABLE} (RUN_ID, TABLE_NAME, AS_OF_DATE, ROW_COUNT, "
-                    "CHECKSUM, PUBLISHED_AT) VALUES (?, ?, ?, ?, ?, ?)",
-                    [self.run_id, target, day, prepared.expected.rows,
-                     prepared.expected.text, ("TIMESTAMP_TZ", published_at)],
-                    what=f"insert the {LOG_TABLE} row of {target} {day}")
-                # The day as it would be committed: wrong keys roll back here, before
-                # anyone can read them.
-                swapped = self.checksum(conn, target, prepared, f"verify {target} {day}")
-                if swapped != prepared.expected:
-                    raise WarehouseError(
-                        f"{target} {day} would hold {swapped.rows} rows ({swapped.text}) but "
-                        f"the lake's {prepared.table} version {prepared.lake_version} has "
-                        f"{prepared.expected.rows} ({prepared.expected.text}); rolled back, "
-                        "the target is unchanged"
-                    )
-                self._fault(FaultPoint.BEFORE_COMMIT, prepared, conn)
-            laps("transaction")
-            self._fault(FaultPoint.AFTER_COMMIT, prepared, conn)
-            actual = self.checksum(conn, target, prepared, f"reconcile {target} {day}")
-            if actual != prepared.expected:
-                raise WarehouseError(
-                    f"reconciliation failed for {target} {day}: Snowflake has {actual.rows} "
-                    f"rows ({actual.text}), the lake's {prepared.table} version "
-                    f"{prepared.lake_version} has {prepared.expected.rows} "
-                    f"({prepared.expected.text}). The publish committed but the day does not "
-                    f"match: something else changed {target}; re-run publish for {day} and "
-                    f"find the other writer"
-                )
-            laps("reconcile")
-        finally:
-            self._cleanup(conn, staging, None if copied else stage_path)
-        laps("cleanup")
-        log.info("published %s %s: %d rows (replaced %d), %s, reconciled", target, day,
-                 prepared.expected.rows, replaced, prepared.expected.text)
-        return PublishedDay(
-            table=prepared.table, target=target, day=day, rows=prepared.expected.rows,
-            replaced_rows=replaced, checksum=prepared.expected.text,
-            lake_version=prepared.lake_version, created=created, added_columns=added,
-            seconds={**prepared.seconds, **laps.seconds},
-        )
+        except BaseException:
+            self._remove_staged(conn, stage_path)
+            raise
+        self._check_copy(prepared, staging, result)
+        laps("copy")
+        self._fault(FaultPoint.AFTER_COPY, prepared, conn)
+        return created, added
 
-    def _cleanup(self, conn: WarehouseConnection, staging: str,
-                 stage_path: str | None) -> None:
-        """Drop the staging table and, when COPY did not purge them, the staged files;
-        never masks the outcome."""
+    def _swap(self, conn: WarehouseConnection, prepared: PreparedDay,
+              published_at: dt.datetime) -> int:
+        """Inside the open transaction: replace the table-day with the staging rows and
+        its PUBLISH_LOG row, then verify the day as it would be committed (wrong keys
+        roll back here, before anyone can read them).  The rows replaced."""
+        target, day = prepared.target, prepared.day
+        staging = self.staging_name(prepared)
+        names = ", ".join(c.name for c in prepared.columns)
+        replaced = conn.execute_count(
+            f"DELETE FROM {target} WHERE {prepared.date_column} = ?", [day],
+            what=f"delete {day} from {target}")
+        inserted = conn.execute_count(
+            f"INSERT INTO {target} ({names}) SELECT {names} FROM {staging}",
+            what=f"insert {day} into {target}")
+        if inserted != prepared.expected.rows:
+            raise WarehouseError(
+                f"inserting {target} {day} wrote {inserted} rows, expected "
+                f"{prepared.expected.rows}; rolled back, the target is unchanged"
+            )
+        conn.execute_count(
+            f"DELETE FROM {LOG_TABLE} WHERE TABLE_NAME = ? AND AS_OF_DATE = ?",
+            [target, day], what=f"replace the {LOG_TABLE} row of {target} {day}")
+        conn.execute_count(
+            f"INSERT INTO {LOG_TABLE} (RUN_ID, TABLE_NAME, AS_OF_DATE, ROW_COUNT, "
+            "CHECKSUM, PUBLISHED_AT) VALUES (?, ?, ?, ?, ?, ?)",
+            [self.run_id, target, day, prepared.expected.rows,
+             prepared.expected.text, ("TIMESTAMP_TZ", published_at)],
+            what=f"insert the {LOG_TABLE} row of {target} {day}")
+        swapped = self.checksum(conn, target, prepared, f"verify {target} {day}")
+        if swapped != prepared.expected:
+            raise WarehouseError(
+                f"{target} {day} would hold {swapped.rows} rows ({swapped.text}) but "
+                f"the lake's {prepared.table} version {prepared.lake_version} has "
+                f"{prepared.expected.rows} ({prepared.expected.text}); rolled back, "
+                "the target is unchanged"
+            )
+        self._fault(FaultPoint.BEFORE_COMMIT, prepared, conn)
+        return replaced
+
+    def _reconcile(self, conn: WarehouseConnection, prepared: PreparedDay) -> None:
+        target, day = prepared.target, prepared.day
+        self._fault(FaultPoint.AFTER_COMMIT, prepared, conn)
+        actual = self.checksum(conn, target, prepared, f"reconcile {target} {day}")
+        if actual != prepared.expected:
+            raise WarehouseError(
+                f"reconciliation failed for {target} {day}: Snowflake has {actual.rows} "
+                f"rows ({actual.text}), the lake's {prepared.table} version "
+                f"{prepared.lake_version} has {prepared.expected.rows} "
+                f"({prepared.expected.text}). The publish committed but the day does not "
+                f"match: something else changed {target}; re-run publish for {day} and "
+                f"find the other writer"
+            )
+
+    def publish(self, conn: WarehouseConnection,
+                prepared: Sequence[PreparedDay]) -> tuple[PublishedDay, ...]:
+        """Load every table-day into its staging table, swap them all in ONE
+        transaction (readers see the whole day of every table or none of it), then
+        reconcile each; see the module docstring."""
+        if not prepared:
+            return ()
+        laps = {p.table: _Laps() for p in prepared}
+        loaded: list[PreparedDay] = []
+        shapes: dict[str, tuple[bool, tuple[str, ...]]] = {}
+        replaced: dict[str, int] = {}
+        day = prepared[0].day
+        try:
+            for item in prepared:
+                loaded.append(item)
+                shapes[item.table] = self._load_staging(conn, item, laps[item.table])
+            published_at = dt.datetime.now(dt.UTC)
+            with conn.transaction(f"publish {day} of {', '.join(p.target for p in prepared)}"):
+                for item in prepared:
+                    replaced[item.table] = self._swap(conn, item, published_at)
+                    laps[item.table]("transaction")
+            for item in prepared:
+                self._reconcile(conn, item)
+                laps[item.table]("reconcile")
+        finally:
+            for item in loaded:
+                self._cleanup(conn, self.staging_name(item))
+                laps[item.table]("cleanup")
+        results = []
+        for item in prepared:
+            created, added = shapes[item.table]
+            log.info("published %s %s: %d rows (replaced %d), %s, reconciled", item.target,
+                     day, item.expected.rows, replaced[item.table], item.expected.text)
+            results.append(PublishedDay(
+                table=item.table, target=item.target, day=day, rows=item.expected.rows,
+                replaced_rows=replaced[item.table], checksum=item.expected.text,
+                lake_version=item.lake_version, created=created, added_columns=added,
+                seconds={**item.seconds, **laps[item.table].seconds},
+            ))
+        return tuple(results)
+
+    def _cleanup(self, conn: WarehouseConnection, staging: str) -> None:
+        """Drop a staging table; never masks the outcome."""
         try:
             conn.execute(f"DROP TABLE IF EXISTS {staging}", what=f"drop {staging}")
         except WarehouseError as exc:
             log.warning("could not drop staging table %s (the next publish of this day "
-                        "replaces it): %s", staging, exc)
-        if stage_path is None:
-            return  # COPY ... PURGE = TRUE removed the loaded files
+                        "drops it): %s", staging, exc)
+
+    def _remove_staged(self, conn: WarehouseConnection, stage_path: str) -> None:
+        """Remove files a failed PUT or COPY left on the stage (COPY ... PURGE removes
+        the files it loaded); never masks the outcome."""
         try:
             conn.execute(f"REMOVE @{STAGE}/{stage_path}/", what=f"remove @{STAGE}/{stage_path}")
         except WarehouseError as exc:
@@ -449,8 +520,11 @@ def publish_tables(settings: Settings, lake: Lake, spark: SparkSession, *,
                    warehouse_dir: Path, run_id: str, selection: TableSelection, day: dt.date,
                    fault_hook: FaultHook | None = None, verbose: bool = False,
                    versions: Mapping[str, int] | None = None) -> PublishOutcome:
-    """Publish `day` of the selected tables: every table spooled first (so a missing
-    required table fails before Snowflake is touched), then each loaded and swapped.
+    """Publish `day` of the selected tables, holding the day's publish lock (a second
+    publish of the day stops with PublishRunningError; spool folders of killed
+    publishes are removed first): every table spooled (so a missing required table
+    fails before Snowflake is touched), then every one loaded into its staging table
+    and all swapped in one transaction.
     Optional tables without rows for the day are skipped and reported.  `versions`
     pins the Delta version exported per table (the job passes the versions its
     quality gate checked, so what is published is what was vouched for).
@@ -459,11 +533,22 @@ def publish_tables(settings: Settings, lake: Lake, spark: SparkSession, *,
     `spark` is not used (the lake exports with its own session when it needs one); it
     stays in the signature for the callers.
     """
-    from memberscore.warehouse.session import open_warehouse
-
     del spark
     publisher = Publisher(lake, spool_root=warehouse_dir / "spool", run_id=run_id,
                           fault_hook=fault_hook)
+    lock_dir = warehouse_dir / "locks"
+    with day_lock(lock_dir, day, run_id):
+        remove_leftover_spools(publisher.spool_root, lock_dir, day)
+        return _publish_locked(settings, publisher, warehouse_dir=warehouse_dir,
+                               run_id=run_id, selection=selection, day=day,
+                               verbose=verbose, versions=versions)
+
+
+def _publish_locked(settings: Settings, publisher: Publisher, *, warehouse_dir: Path,
+                    run_id: str, selection: TableSelection, day: dt.date, verbose: bool,
+                    versions: Mapping[str, int] | None) -> PublishOutcome:
+    from memberscore.warehouse.session import open_warehouse
+
     prepared: list[PreparedDay] = []
     skipped: list[tuple[str, str]] = []
     try:
@@ -479,7 +564,7 @@ def publish_tables(settings: Settings, lake: Lake, spark: SparkSession, *,
             return PublishOutcome((), tuple(skipped))
         with open_warehouse(settings, warehouse_dir, purpose=f"publish {run_id}",
                             verbose=verbose) as conn:
-            published = tuple(publisher.publish(conn, p) for p in prepared)
+            published = publisher.publish(conn, prepared)
         return PublishOutcome(published, tuple(skipped))
     finally:
         for p in prepared:
