@@ -118,6 +118,42 @@ def execute(ctx: RunContext, command: str, args: argparse.Namespace) -> JobResul
     return result
 
 
+def unexpected(exc: BaseException) -> str:
+    """One line for an error memberscore did not foresee: the root cause a person can
+    act on (for a Spark failure, the JVM exception, not py4j's `An error occurred
+    while calling o123.count`), and what to do."""
+    report = "re-run with --verbose for the traceback and report it"
+    java = _java_cause(exc)
+    if java is not None:
+        name, message = java
+        if name.endswith("OutOfMemoryError"):
+            return (f"Spark ran out of memory ({name}: {message}); raise spark.driver_memory "
+                    "in conf (or MEMBERSCORE__SPARK__DRIVER_MEMORY), or process fewer days "
+                    "at once")
+        return f"in Spark: {name}: {message} ({report})"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first} ({report})"
+
+
+def _java_cause(exc: BaseException) -> tuple[str, str] | None:
+    """(class, first message line) of the deepest JVM exception behind `exc`, or None
+    when `exc` did not come from the JVM."""
+    # py4j's Py4JJavaError keeps the JVM exception as `java_exception`; PySpark's own
+    # (AnalysisException, SparkRuntimeException, ...) as `_origin`
+    java = getattr(exc, "java_exception", None) or getattr(exc, "_origin", None)
+    if java is None:
+        return None
+    try:
+        cause = java
+        while cause.getCause() is not None and cause.getCause() != cause:
+            cause = cause.getCause()
+        name = str(cause.getClass().getName()).rsplit(".", 1)[-1]
+        text = str(cause.getMessage() or "").strip().splitlines()
+    except Exception:  # noqa: BLE001 - the JVM may be gone (it ran out of memory)
+        return type(exc).__name__, str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return name, text[0] if text else ""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Console-script entry point; returns the process exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -138,11 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the last line of defence
         if verbose:
             traceback.print_exc()
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        sys.stderr.write(
-            f"memberscore: {command} failed unexpectedly: {type(exc).__name__}: {first} "
-            "(re-run with --verbose for the traceback and report it)\n"
-        )
+        sys.stderr.write(f"memberscore: {command} failed unexpectedly: {unexpected(exc)}\n")
         return 1
     for line in result.messages:
         print(line)

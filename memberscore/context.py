@@ -87,9 +87,12 @@ class RunContext:
 
     @cached_property
     def spark(self) -> SparkSession:
-        from memberscore.spark import get_spark
+        from memberscore.spark import get_spark, show_task_failures
 
-        return get_spark(self.settings.spark)
+        spark = get_spark(self.settings.spark)
+        if self.verbose:
+            show_task_failures(spark)
+        return spark
 
     @cached_property
     def lake(self) -> Lake:

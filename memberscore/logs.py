@@ -11,8 +11,11 @@ from typing import TypeVar
 T = TypeVar("T")
 
 _FORMAT = "%(asctime)s %(levelname)-5s %(name)s: %(message)s"
-_NOISY = ("py4j", "pyspark", "urllib3", "snowflake.connector", "great_expectations",
+_NOISY = ("py4j", "pyspark", "urllib3", "great_expectations",
           "mlflow", "alembic", "botocore", "numexpr", "fakesnow", "uvicorn", "httpx")
+# Loggers that repeat, with a traceback, a failure memberscore reports itself in one
+# line (the connector logs every failed request and retry): silent unless --verbose.
+_QUIET = ("snowflake.connector",)
 
 
 class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -44,8 +47,25 @@ def configure_logging(verbose: bool = False) -> None:
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     for name in _NOISY:
         logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
+    for name in _QUIET:
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.CRITICAL + 1)
+    _quiet_pyspark_query_context(verbose)
     logging.Formatter.converter = time.gmtime  # log times in UTC, like the data
     configure_logging._done = True  # type: ignore[attr-defined]
+
+
+def _quiet_pyspark_query_context(verbose: bool) -> None:
+    """PySpark logs every failed query it raises to Python, as JSON with the whole
+    JVM stack trace, on its own stderr handler; the job reports the failure in one
+    line, so those loggers speak only with --verbose.  They must be PySparkLoggers
+    (PySpark passes them keyword arguments a plain Logger refuses)."""
+    try:
+        from pyspark.logger import PySparkLogger
+    except ImportError:  # pyspark is optional for a few commands
+        return
+    for name in ("DataFrameQueryContextLogger", "SQLQueryContextLogger"):
+        PySparkLogger.getLogger(name).setLevel(
+            logging.ERROR if verbose else logging.CRITICAL + 1)
 
 
 def progress(items: Iterable[T], label: str, total: int | None = None,

@@ -212,6 +212,18 @@ def get_spark(settings: SparkSettings) -> SparkSession:
     return spark
 
 
+def show_task_failures(spark: SparkSession) -> None:
+    """With --verbose: log failed Spark tasks with their JVM stack traces (off by
+    default, see log4j2.properties: the job reports the failure in one line)."""
+    jvm = spark._jvm  # type: ignore[attr-defined]
+    if jvm is None or on_databricks():  # pragma: no cover - Databricks keeps its own
+        return
+    configurator = jvm.org.apache.logging.log4j.core.config.Configurator
+    error = jvm.org.apache.logging.log4j.Level.ERROR
+    for name in ("org.apache.spark.executor.Executor", "org.apache.spark.scheduler.TaskSetManager"):
+        configurator.setLevel(name, error)
+
+
 @contextlib.contextmanager
 def session_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
     """Set a runtime SQL conf for the duration of the block, then restore it."""

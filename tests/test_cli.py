@@ -43,3 +43,21 @@ def test_bad_date_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
 def test_unknown_env_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--env", "qa", "features", "--run-date", "2026-01-01"]) == 2
     assert "invalid choice: 'qa'" in capsys.readouterr().err
+
+
+def test_an_unexpected_jvm_error_is_told_by_its_root_cause(spark) -> None:  # type: ignore[no-untyped-def]
+    """What py4j says (`An error occurred while calling o123.parseInt`) helps nobody:
+    the one line names the JVM exception behind it."""
+    from memberscore.cli import unexpected
+
+    with pytest.raises(Exception) as raw:
+        spark._jvm.java.lang.Integer.parseInt("twelve")
+    assert unexpected(raw.value) == (
+        'in Spark: NumberFormatException: For input string: "twelve" (re-run with '
+        "--verbose for the traceback and report it)")
+    with pytest.raises(Exception) as captured:
+        spark.sql("SELECT assert_true(1 = 2, 'the books do not balance')").collect()
+    assert unexpected(captured.value).startswith(
+        "in Spark: SparkRuntimeException: [USER_RAISED_EXCEPTION] the books do not balance")
+    assert unexpected(ValueError("bad\nsecond line")) == (
+        "ValueError: bad (re-run with --verbose for the traceback and report it)")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import shutil
-from importlib import resources
 from decimal import Decimal
+from importlib import resources
 from pathlib import Path
 
 import pytest

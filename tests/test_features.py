@@ -15,9 +15,9 @@ from chispa import assert_df_equality
 from featuredata import (
     append_transactions,
     feature_values,
-    record_ingested_through,
     member,
     members_frame,
+    record_ingested_through,
     transactions_frame,
     ts,
     txn,
@@ -331,6 +331,26 @@ def test_a_day_ingest_has_not_run_for_is_refused(ctx: RunContext,
             in capsys.readouterr().err)
     assert not ctx.lake.exists(ctx.settings.features.table)
     assert main(["features", "--run-date", D.isoformat()]) == 0
+
+
+def test_an_unforeseen_spark_failure_is_one_line_naming_the_jvm_cause(
+        ctx: RunContext, capfd: pytest.CaptureFixture[str]) -> None:
+    """Bronze written around ingest's bounds (two amounts each beyond what ingest
+    accepts) overflows the day's sums: the job fails in one line naming Spark's own
+    error, with no JVM stack trace on the console (the task logs are off)."""
+    huge = [txn(f"h{i}", "m_inflow", "2026-03-31 09:00:00", "9999999999999999.00")
+            for i in range(2)]
+    write_bronze(ctx, MEMBERS, [*TRANSACTIONS, *huge], ingested_through=D)
+    assert main(["features", "--run-date", D.isoformat()]) == 5
+    err = capfd.readouterr().err
+    lines = [x for x in err.splitlines() if x.strip() and " INFO " not in x]
+    assert lines == [
+        "memberscore: features failed: writing 'member_features_daily' failed, nothing was "
+        "written: [NUMERIC_VALUE_OUT_OF_RANGE.WITH_SUGGESTION] 2000000000000004800 cannot be "
+        "represented as Decimal(18, 0). SQLSTATE: 22003 (re-run with --verbose for Spark's "
+        "stack trace)"], err
+    assert not ctx.lake.exists(ctx.settings.features.table)
+    assert "\tat " not in err and "Traceback" not in err
 
 
 # --------------------------------------------------------------------------- history

@@ -8,6 +8,7 @@ work on the executors: nothing is collected.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -28,6 +29,7 @@ LAST_COMMIT_VERSION = "spark.databricks.delta.lastCommitVersionInSession"
 if TYPE_CHECKING:
     from delta.tables import DeltaTable
     from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
+    from pyspark.sql.types import StructField
 
 
 class DeltaSparkLake(Lake):
@@ -237,4 +239,7 @@ def _translate(table: str, exc: BaseException, columns: Sequence[str] = (),
             f"{', '.join(missing) or 'none'}; not in the table {', '.join(unexpected) or 'none'}"
             f"; the table has {', '.join(expected)}); nothing was written"
         )
-    return TableError(f"writing {table!r} failed: {text}")
+    # Spark's advice to turn ANSI mode off would trade the error for silent nulls
+    text = re.sub(r'\s*If necessary set "spark\.sql\.ansi\.enabled"[^.]*\.', "", text)
+    return TableError(f"writing {table!r} failed, nothing was written: {' '.join(text.split())} "
+                      "(re-run with --verbose for Spark's stack trace)")

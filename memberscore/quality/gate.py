@@ -133,8 +133,8 @@ def require_passed(ctx: RunContext, table: str, run_date: dt.date,
                    version: int | None = None) -> list[str]:
     """Refuse (QualityGateError) a day of `table` that was never validated, whose
     latest validation is stale (the day's rows were rewritten or their values edited
-    after it, or which rows it saw is unknown) or had a critical failure; return the warnings of that
-    validation (lines for JobResult.messages) when it passed.  The rows checked are
+    after it, or which rows it saw is unknown) or had a critical failure; return the
+    warnings of that validation (lines for JobResult.messages) when it passed.  The rows checked are
     those of Delta `version` when given (what a caller pinned and will read), else
     the current ones.
 
