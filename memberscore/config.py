@@ -239,6 +239,8 @@ class SnowflakeSettings:
     optional_tables: tuple[str, ...]
     local_server: bool
     login_timeout_seconds: int
+    # give up a statement the connector keeps retrying (HTTP 5xx, resets) after this long
+    network_timeout_seconds: int
 
 
 @dataclass(frozen=True)
@@ -349,7 +351,31 @@ def load_settings(env: str = "local", conf_dir: str | Path | None = None) -> Set
         merged = _merge(merged, nested, origin, f"environment variable {var}")
     merged["env"] = env
     origin["env"] = "--env"
-    return _bind(Settings, merged, origin, base_where, "")
+    settings = _bind(Settings, merged, origin, base_where, "")
+    _check_names(settings)
+    return settings
+
+
+def _check_names(settings: Settings) -> None:
+    """Names that end up in SQL or paths are checked at load, not when first used: a
+    quote or `;` in a table, schema or database name fails here, naming the key."""
+    from memberscore.errors import TableError
+    from memberscore.lake.base import validate_identifier
+    from memberscore.warehouse.connection import ConnectionSpec
+    from memberscore.warehouse.identifiers import conf_identifier
+
+    ConnectionSpec.from_settings(settings.snowflake)  # account, user, role, names
+    for key, value in (("lake.catalog", settings.lake.catalog),
+                       ("lake.schema", settings.lake.schema)):
+        if value is not None:
+            conf_identifier(value, key)
+    for key, value in (("features.table", settings.features.table),
+                       ("features.build_log_table", settings.features.build_log_table),
+                       ("ingest.log_table", settings.ingest.log_table)):
+        try:
+            validate_identifier(value)
+        except TableError as exc:
+            raise ConfigError(f"conf key '{key}': {exc}") from None
 
 
 ENV_OVERRIDE_PREFIX = "MEMBERSCORE__"

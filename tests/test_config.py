@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from decimal import Decimal
 from importlib import resources
@@ -70,6 +71,24 @@ def test_max_abs_amount_is_a_positive_money_value(value: str,
         load_settings("local")
     monkeypatch.setenv("MEMBERSCORE__INGEST__MAX_ABS_AMOUNT", "2500000.50")
     assert load_settings("local").ingest.max_abs_amount == Decimal("2500000.50")
+
+
+@pytest.mark.parametrize(("variable", "value", "message"), [
+    ("MEMBERSCORE__SNOWFLAKE__SCHEMA", "X; DROP TABLE Y", "conf key 'snowflake.schema' must"),
+    ("MEMBERSCORE__SNOWFLAKE__DATABASE", "ANALYTICS'", "conf key 'snowflake.database' must"),
+    ("MEMBERSCORE__LAKE__SCHEMA", "s;x", "conf key 'lake.schema' must"),
+    ("MEMBERSCORE__FEATURES__TABLE", "feat'x", "conf key 'features.table': invalid table"),
+    ("MEMBERSCORE__INGEST__LOG_TABLE", "log;", "conf key 'ingest.log_table': invalid table"),
+    ("MEMBERSCORE__SNOWFLAKE__NETWORK_TIMEOUT_SECONDS", "0",
+     "conf key 'snowflake.network_timeout_seconds' must be at least 1"),
+])
+def test_names_bound_for_sql_and_paths_are_checked_at_load(
+        variable: str, value: str, message: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if variable == "MEMBERSCORE__LAKE__SCHEMA":
+        monkeypatch.setenv("MEMBERSCORE__LAKE__CATALOG", "main")
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings("local")
 
 
 def test_unknown_top_level_key(conf_dir: Path) -> None:

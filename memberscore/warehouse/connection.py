@@ -69,6 +69,7 @@ class ConnectionSpec:
     private_key: Secret | None
     private_key_passphrase: Secret | None
     login_timeout_seconds: int
+    network_timeout_seconds: int
     local: bool
 
     @classmethod
@@ -79,8 +80,9 @@ class ConnectionSpec:
         if endpoint is None and settings.host:
             port = settings.port or (443 if settings.protocol == "https" else 80)
             endpoint = Endpoint(conf_host(settings.host), port, settings.protocol)
-        if settings.login_timeout_seconds < 1:
-            raise ConfigError("conf key 'snowflake.login_timeout_seconds' must be at least 1")
+        for key in ("login_timeout_seconds", "network_timeout_seconds"):
+            if getattr(settings, key) < 1:
+                raise ConfigError(f"conf key 'snowflake.{key}' must be at least 1")
         return cls(
             account=conf_account(settings.account),
             user=conf_user(settings.user),
@@ -94,6 +96,7 @@ class ConnectionSpec:
             private_key=settings.private_key,
             private_key_passphrase=settings.private_key_passphrase,
             login_timeout_seconds=settings.login_timeout_seconds,
+            network_timeout_seconds=settings.network_timeout_seconds,
             local=settings.local_server,
         )
 
@@ -180,6 +183,7 @@ def connect(spec: ConnectionSpec, *, purpose: str) -> WarehouseConnection:
         "database": spec.database,
         "schema": spec.schema,
         "login_timeout": spec.login_timeout_seconds,
+        "network_timeout": spec.network_timeout_seconds,
         "paramstyle": "qmark",
         "application": "memberscore",
         "autocommit": True,
@@ -198,11 +202,9 @@ def connect(spec: ConnectionSpec, *, purpose: str) -> WarehouseConnection:
                       protocol=spec.endpoint.protocol)
     if spec.local:
         # No telemetry and no cloud-platform probing (calls to AWS/GCP/Azure metadata
-        # endpoints) from a laptop; the local server answers fast or not at all, so a
-        # failed statement is not retried for long, but a long COPY may take minutes.
+        # endpoints) from a laptop; a long COPY may take minutes to answer.
         kwargs["session_parameters"]["CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED"] = False
         os.environ.setdefault("SNOWFLAKE_DISABLE_PLATFORM_DETECTION", "true")
-        kwargs["network_timeout"] = 5
         kwargs["socket_timeout"] = 3600
 
     if spec.private_key is not None:
