@@ -120,3 +120,15 @@ def test_bundle_targets_match_conf_environments() -> None:
         settings = load_settings(name)
         assert settings.lake.catalog == target["variables"]["catalog"]
         assert settings.models.names == (target["variables"]["model_name"],)
+
+
+def test_no_step_that_can_fail_on_data_quality_is_retried() -> None:
+    """A scheduler retry cannot tell a failed expectation, a refused day or a drift
+    alert from a transient failure: every nightly step can end in one of those
+    (ingest: too many quarantined rows; features, validate, score: a critical
+    expectation; score, publish: a day not validated; monitor: an alert), so none
+    is retried by the job, and no retry interval is left configured."""
+    for task in _jobs()["memberscore_nightly"]["tasks"]:
+        assert task["max_retries"] == 0, task["task_key"]
+        assert "min_retry_interval_millis" not in task, task["task_key"]
+        assert "retry_on_timeout" not in task, task["task_key"]
