@@ -14,7 +14,7 @@ JARS     := $(VENV)/share/memberscore/jars
 export PIP_CONSTRAINT := $(abspath $(CONSTRAINTS))
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install jars test demo bench lint typecheck wheel docs constraints clean check-tools
+.PHONY: install jars test test-faults demo bench lint typecheck wheel docs constraints clean check-tools
 
 install: $(STAMP) $(JARS)/jars.txt
 
@@ -43,6 +43,11 @@ test: install
 	@$(PY) -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests; failing" >&2; exit 1; fi; \
 	exit $$rc
+
+# Real runs under bad input, kills, warehouse faults, concurrency and data-quality
+# failures (docs/reliability.md): about 10-15 minutes, homes under .memberscore-faults/.
+test-faults: install
+	$(PY) -m tests.faults
 
 demo: install
 	$(VENV)/bin/memberscore demo

@@ -169,14 +169,12 @@ def test_identifiers_are_validated() -> None:
         columns_for(T.StructType([T.StructField("order", T.StringType())]), "t")
 
 
-def test_conf_identifiers_are_validated_before_connecting(
+def test_conf_identifiers_are_validated_at_load_before_connecting(
         ctx: RunContext, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MEMBERSCORE__SNOWFLAKE__SCHEMA", "MEMBER_SCORING; DROP TABLE X")
-    settings = load_settings("local")
     with pytest.raises(ConfigError, match=r"conf key 'snowflake\.schema' must be a Snowflake "
-                                          r"identifier"), \
-            open_warehouse(settings, ctx.paths.warehouse, purpose="test"):
-        pass
+                                          r"identifier"):
+        load_settings("local")
     assert not (ctx.paths.warehouse / "server.json").exists()
 
 
