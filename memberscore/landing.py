@@ -10,7 +10,9 @@ JSONL values as strings (a JSON number arrives as its text), Parquet columns in
 whatever physical type the file has; typing and every rule live in
 `memberscore.transforms.ingest`.  Rows Spark cannot split into fields (a broken JSON
 line, a CSV line with the wrong number of fields) are kept, with their text in
-`_corrupt_record`, so ingest can quarantine them instead of losing them.
+`_corrupt_record`, so ingest can quarantine them instead of losing them.  A CSV
+record is one line: a value cannot hold a line break, so an unclosed quote spoils
+its own line only, never the lines after it.
 """
 
 from __future__ import annotations
@@ -282,7 +284,7 @@ def read_landing_batches(spark: SparkSession, files: list[RawFile]) -> list[Land
                 spark.read.schema(csv_schema)
                 .options(header=True, mode="PERMISSIVE",
                          columnNameOfCorruptRecord=CORRUPT_RECORD, escape='"',
-                         multiLine=True, encoding="UTF-8", enforceSchema=True)
+                         multiLine=False, encoding="UTF-8", enforceSchema=True)
                 .csv(paths)
             )
         elif first.empty:
@@ -354,17 +356,20 @@ def _relative_path() -> Column:
 
 
 def _csv_header(path: Path) -> tuple[str, ...]:
-    with path.open("r", encoding="utf-8-sig", newline="") as handle:
-        try:
-            header = next(csv.reader(handle))
-        except StopIteration:
-            raise InputError(
-                f"{path} is empty: a CSV landing file needs a header row naming its "
-                "columns; re-deliver the file (an empty feed is a header row only)"
-            ) from None
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise InputError(f"{path}: cannot read the CSV header ({exc}); re-deliver the "
-                             "file as UTF-8 CSV with a header row") from None
+    """The header's names, from the first line alone (a bad byte further down is the
+    problem of its own record, not of the header)."""
+    with path.open("rb") as handle:
+        first = handle.readline()
+    if not first.strip():
+        raise InputError(
+            f"{path} is empty: a CSV landing file needs a header row naming its "
+            "columns; re-deliver the file (an empty feed is a header row only)"
+        )
+    try:
+        header = next(csv.reader([first.decode("utf-8-sig").rstrip("\r\n")]))
+    except (csv.Error, UnicodeDecodeError, StopIteration) as exc:
+        raise InputError(f"{path}: cannot read the CSV header ({exc}); re-deliver the "
+                         "file as UTF-8 CSV with a header row") from None
     return tuple(name.strip() for name in header)
 
 

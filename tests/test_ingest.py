@@ -835,6 +835,21 @@ def test_impossible_rows_cannot_stop_features(ctx: RunContext, home: Path,
                                 Decimal("2000000000.00"), 3)]
 
 
+def test_a_bad_csv_line_spoils_only_itself(ctx: RunContext, home: Path) -> None:
+    """An unclosed quote once swallowed every line after it into one quarantined
+    record; a byte that is not UTF-8 once refused the whole file (as a header error)
+    or, read as U+FFFD, would have been kept altered.  Each now costs its own line."""
+    path = landing_file(home, "transactions", D1, "payments.csv")
+    rows = [txn(transaction_id=f"T{i}", counterparty_id=f"C{i}") for i in range(1, 8)]
+    write_csv(path, TXN_COLUMNS, rows, raw_lines={2: 'T3,M1,"2026-03-02T09:00:00Z'})
+    path.write_bytes(path.read_bytes().replace(b"C5", b"Caf\xe9"))
+    run_ingest(with_threshold(ctx, 1.0), D1)
+    assert quarantined(ctx, "transactions", D1) == {
+        ("payments.csv", 3): ["unparseable:record"], ("payments.csv", 5): ["unparseable:record"]}
+    assert sorted(r["transaction_id"] for r in bronze(ctx, "transactions", D1)) == [
+        "T1", "T2", "T4", "T6", "T7"]
+
+
 # ----------------------------------------------------------------------------- end to end
 
 

@@ -14,7 +14,8 @@ Rule names (the `rules` column of a quarantine table):
 - `unparseable:<column>`: a value is present but is not a valid value of its type
   (a timestamp, a date, a boolean, or an amount with at most 2 decimal places that
   fits decimal(18,2)); `unparseable:record` when the line could not be split into
-  fields at all (broken JSON, a CSV line with the wrong number of fields);
+  fields at all (broken JSON, a CSV line with the wrong number of fields or an
+  unclosed quote) or holds bytes that are not UTF-8;
 - `currency_not_gbp`, `unknown_status`, `unknown_channel`, `booked_after_ingested`;
 - `impossible_dates`: a members row onboarded after its own `updated_at`, or closed
   before it was onboarded (the member keeps their earlier record);
@@ -43,6 +44,7 @@ from pyspark.sql import types as T
 from memberscore.schemas import CHANNELS, CURRENCIES, MONEY, SOURCES, STATUSES, bronze_schema
 
 CORRUPT_RECORD = "_corrupt_record"
+REPLACEMENT_CHARACTER = "\ufffd"  # what a reader puts for bytes that are not UTF-8
 # where a raw row comes from, when many files are read in one scan
 FILE_NAME = "_source_file"
 LANDING_DAY = "_landing_date"
@@ -143,10 +145,12 @@ def parse_rows(raw: DataFrame, source: str, *, run_id: str, source_file: str | N
         is_present, parsed = _parse(F.col(_quote(fld.name)), types[fld.name], fld.dataType)
         values.append(parsed.cast(fld.dataType).alias(fld.name))
         present.append(is_present.alias(_present(fld.name)))
-    malformed = (F.col(CORRUPT_RECORD).isNotNull() if CORRUPT_RECORD in raw.columns
-                 else F.lit(False))
     raw_record = F.to_json(F.struct(*[F.col(_quote(c)) for c in file_columns]),
                            {"ignoreNullFields": "false"})
+    # bytes that are not UTF-8 reach us as U+FFFD: such a record is not taken as read
+    malformed = F.instr(raw_record, REPLACEMENT_CHARACTER) > 0
+    if CORRUPT_RECORD in raw.columns:
+        malformed = F.col(CORRUPT_RECORD).isNotNull() | malformed
     typed = raw.select(
         *values, *present, malformed.alias("_malformed"), raw_record.alias(RAW_RECORD),
         (F.lit(source_file) if source_file is not None else F.col(FILE_NAME))
