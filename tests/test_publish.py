@@ -350,6 +350,8 @@ def test_a_day_of_several_tables_is_published_in_one_transaction(
     swapped: list[str] = []
 
     def fail_on_scores(point: FaultPoint, table: str, conn: WarehouseConnection) -> None:
+        if point is FaultPoint.BETWEEN_TABLES:
+            swapped.append(f"then {table}")
         if point is FaultPoint.BEFORE_COMMIT:
             swapped.append(table)
             if table == "MEMBER_SCORES":
@@ -358,7 +360,7 @@ def test_a_day_of_several_tables_is_published_in_one_transaction(
     with pytest.raises(InjectedFaultError):
         publish_day(ctx.settings, ctx.lake, ctx.spark, warehouse_dir=ctx.paths.warehouse,
                     run_id="second", tables=tables, day=DAY1, fault_hook=fail_on_scores)
-    assert swapped == ["MEMBER_FEATURES_DAILY", "MEMBER_SCORES"]
+    assert swapped == ["MEMBER_FEATURES_DAILY", "then MEMBER_SCORES", "MEMBER_SCORES"]
     assert (features_of(warehouse), scores_in(warehouse, DAY1), log_rows(warehouse)) == before
     assert staging_tables(warehouse) == []
 

@@ -206,6 +206,10 @@ def connect(spec: ConnectionSpec, *, purpose: str) -> WarehouseConnection:
         kwargs["session_parameters"]["CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED"] = False
         os.environ.setdefault("SNOWFLAKE_DISABLE_PLATFORM_DETECTION", "true")
         kwargs["socket_timeout"] = 3600
+    else:
+        # no single request may wait longer than the whole bound (a server that
+        # accepts and never answers would hold the login for the connector's default)
+        kwargs["socket_timeout"] = spec.network_timeout_seconds
 
     if spec.private_key is not None:
         kwargs["private_key"] = _load_private_key(spec, revealed)

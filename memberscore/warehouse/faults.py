@@ -11,8 +11,10 @@ Two ways to set it:
 - a callable `hook(point, table, connection)` passed to the Publisher, for in-process
   tests that need to act at a step (e.g. tamper with the target after commit).
 
-Points, in publish order: `after_copy` (staging loaded, target untouched),
-`before_commit` (target rows deleted and inserted inside the open transaction),
+Points, in publish order: `after_copy` (a table's staging loaded, targets
+untouched), `between_tables` (inside the open transaction: one table's day swapped
+and logged, the next not yet), `before_commit` (a table's rows deleted, inserted and
+logged inside the open transaction; the last table's is the moment before COMMIT),
 `after_commit` (committed, before reconciliation).
 Actions: `raise` (default) raises WarehouseError; `hang` logs one line and blocks
 until the process is killed.  In env `prod` the variable is refused, so a
@@ -42,6 +44,7 @@ class FaultPoint(StrEnum):
     """The steps of a table publish at which a fault can be injected."""
 
     AFTER_COPY = "after_copy"
+    BETWEEN_TABLES = "between_tables"
     BEFORE_COMMIT = "before_commit"
     AFTER_COMMIT = "after_commit"
 

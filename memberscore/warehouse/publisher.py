@@ -467,7 +467,9 @@ class Publisher:
                 shapes[item.table] = self._load_staging(conn, item, laps[item.table])
             published_at = dt.datetime.now(dt.UTC)
             with conn.transaction(f"publish {day} of {', '.join(p.target for p in prepared)}"):
-                for item in prepared:
+                for i, item in enumerate(prepared):
+                    if i:
+                        self._fault(FaultPoint.BETWEEN_TABLES, item, conn)
                     replaced[item.table] = self._swap(conn, item, published_at)
                     laps[item.table]("transaction")
             for item in prepared:

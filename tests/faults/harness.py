@@ -197,7 +197,7 @@ def warehouse_query(home: Path, sql: str, params: list[Any] | None = None) -> li
     from memberscore.config import load_settings
     from memberscore.warehouse import open_warehouse
 
-    with environment(home):
+    with environment(home), contextlib.redirect_stderr(io.StringIO()):
         settings = load_settings("local")
         with open_warehouse(settings, home / "warehouse", purpose="faults") as conn:
             return conn.execute(sql, params or [], what="fault suite check")

@@ -26,7 +26,6 @@ from tests.faults.harness import (
     lake_table,
     rows_where,
     run_here,
-    run_process,
     spawn,
     wait_for_line,
     warehouse_query,
@@ -107,42 +106,57 @@ def kill_cases(base: Base, work: Path) -> list[Outcome]:
     ]
     outcomes = []
     for job, args, table, keys in jobs:
-        clean = copy_home(base.home, work / f"kill-{job}-clean")
+        # a clean run (in this process, warm) gives the rows every rerun must match
+        reference = copy_home(base.home, work / f"kill-{job}-clean")
         started = time.monotonic()
-        run = run_process(clean, *args)
-        full = time.monotonic() - started
+        run = run_here(reference, *args)
+        warm = time.monotonic() - started
         if run.code != 0:
             out = Outcome(f"kill -9: {job} (clean run)", exit=run.code)
             out.problems.append(f"the clean run failed: {run.errors()}")
             outcomes.append(out)
             continue
-        for share in (0.5, 0.7, 0.9):
+        for share in (0.2, 0.5, 0.8):
             outcomes.append(_kill_and_rerun(
-                f"kill -9: {job} at {share:.0%} of its run", base, work / f"kill-{job}-{share}",
-                args, table, keys.split(","), delay=full * share))
-    for point in ("after_copy", "before_commit", "after_commit"):
+                f"kill -9: {job} at {share:.0%} of its run", base, reference,
+                work / f"kill-{job}-{share}", args, table, keys.split(","), warm, share))
+    for point in ("after_copy", "between_tables", "after_commit"):
         outcomes.append(_kill_publish(base, work / f"kill-publish-{point}", point))
     return outcomes
 
 
-def _kill_and_rerun(label: str, base: Base, home: Path, args: list[str], table: str,
-                    keys: list[str], delay: float) -> Outcome:
-    copy_home(base.home, home)
+# A job in its own process runs cold: Spark starts after the log line below, and
+# plans compile for the first time (measured here: about 1.5 times the warm run).
+SPARK_START = "starting local Spark"
+SPARK_START_SECONDS = 6.0
+COLD_FACTOR = 1.5
+
+
+def _kill_and_rerun(label: str, base: Base, reference: Path, home: Path, args: list[str],
+                    table: str, keys: list[str], warm: float, share: float) -> Outcome:
     started = time.monotonic()
-    log = home.parent / f"{home.name}.log"
-    process = spawn(home, *args, log=log)
-    time.sleep(delay)
-    still_running = process.poll() is None
-    kill_group(process)
+    still_running = False
+    for attempt in range(3):  # a process that finished first is tried again, sooner
+        copy_home(base.home, home)
+        log = home.parent / f"{home.name}.log"
+        process = spawn(home, *args, log=log)
+        wait_for_line(log, SPARK_START, process)
+        delay = (SPARK_START_SECONDS + share * COLD_FACTOR * warm) * 0.6 ** attempt
+        time.sleep(delay)
+        still_running = process.poll() is None
+        kill_group(process)
+        if still_running:
+            break
     rerun = run_here(home, *args)
     out = Outcome(label, exit=rerun.code)
-    out.expect(still_running, "the job ended before the kill (the case proved nothing)")
+    out.expect(still_running, "the job ended before every kill (the case proved nothing)")
     out.expect(rerun.code == 0, f"the rerun failed: {rerun.errors()}")
     column = "landing_date" if table.startswith("bronze") else "as_of_date"
     lake = lake_table(home, table)  # opening it replays the Delta log
+    clean = lake_table(reference, table)
     days = [base.day] if "backfill" not in label else [
         base.day - dt.timedelta(days=i) for i in range(4)]
-    expected = {day: count(rows_where(lake_table(base.home, table), column, day)) for day in days}
+    expected = {day: count(rows_where(clean, column, day)) for day in days}
     found = {day: count(rows_where(lake, column, day)) for day in days}
     out.rows_in = sum(expected.values())
     out.kept = sum(found.values())
@@ -260,15 +274,15 @@ def warehouse_cases(base: Base, work: Path) -> list[Outcome]:
                    "MEMBERSCORE__SNOWFLAKE__PASSWORD": "${FAULT_SUITE_PASSWORD}",
                    "FAULT_SUITE_PASSWORD": PASSWORD}
             started = time.monotonic()
-            run = run_process(home, "publish", "--run-date", base.d, env=env, timeout=300)
+            run = run_here(home, "publish", "--run-date", base.d, env=env)
             seconds = time.monotonic() - started
         out = Outcome(f"warehouse: {label}", exit=run.code, seconds=seconds)
         out.expect(run.code == 8, f"exit {run.code}, expected 8: {run.errors()}")
         out.expect(len(run.errors()) == 1 and "could not connect to Snowflake" in run.errors()[0],
                    f"not one clear line: {run.errors()}")
         out.expect(run.noise() == [], f"more than one line: {run.noise()[:3]}")
-        # Spark's start and the spool come first (about 15 s), then the bound
-        out.expect(seconds < bound + 45, f"took {seconds:.0f}s, bound {bound}s + start")
+        # the spool comes first (a second or two), then the bound
+        out.expect(seconds < bound + 15, f"took {seconds:.0f}s, bound {bound}s")
         leaked = [s for s in (PASSWORD, PASSPHRASE) if s in run.out + run.err]
         out.leaks = len(leaked)
         outcomes.append(out)
@@ -281,7 +295,9 @@ def secrets_case(base: Base, work: Path) -> Outcome:
     home = copy_home(base.home, work / "secrets")
     started = time.monotonic()
     env = {"MEMBERSCORE__SNOWFLAKE__PASSWORD": "${FAULT_SUITE_PASSWORD}",
-           "FAULT_SUITE_PASSWORD": PASSWORD, "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE": PASSPHRASE}
+           "FAULT_SUITE_PASSWORD": PASSWORD, "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE": PASSPHRASE,
+           # the copy is a day older than the wall clock: freshness would alert
+           "MEMBERSCORE__MONITOR__WARN_ONLY": "true"}
     run = run_here(home, "pipeline", "--run-date", base.d, env=env)
     out = Outcome("secrets: a pipeline day with a password and passphrase set", exit=run.code)
     out.expect(run.code == 0, f"the pipeline failed: {run.errors()}")
@@ -370,7 +386,7 @@ def _reader(base: Base, work: Path) -> Outcome:
 
         thread = threading.Thread(target=poll, daemon=True)
         thread.start()
-        runs = [run_here(home, "publish", "--run-date", base.d, "--run-id", f"reader-{i}")
+        runs = [run_here(home, "--run-id", f"reader-{i}", "publish", "--run-date", base.d)
                 for i in range(2)]
         stop.set()
         thread.join()
