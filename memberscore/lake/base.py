@@ -114,6 +114,7 @@ class Lake(ABC):
 
     def __init__(self, spark: SparkSession) -> None:
         self.spark = spark
+        self._columns_checked: set[str] = set()  # see add_missing_columns
 
     @abstractmethod
     def location(self, table: str) -> str:
@@ -239,8 +240,7 @@ class Lake(ABC):
         table written by an older memberscore gains a new nullable column; its rows
         read null there).  Nothing when the table does not exist or has them all.
         Checked once per table and Lake."""
-        checked = self.__dict__.setdefault("_columns_checked", set())
-        if table in checked or not self.exists(table):
+        if table in self._columns_checked or not self.exists(table):
             return
         have = set(self.read(table).columns)
         missing = [f for f in schema.fields if f.name not in have]
@@ -251,7 +251,7 @@ class Lake(ABC):
                 "another program or an older memberscore; move it aside and re-run")
         if missing:
             self._add_columns(table, missing)
-        checked.add(table)
+        self._columns_checked.add(table)
 
     def read_or_empty(self, table: str, schema: StructType) -> DataFrame:
         """The table, or an empty frame of `schema` when it has never been written."""

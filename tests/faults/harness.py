@@ -123,14 +123,6 @@ def spawn(home: Path, *args: str, env: dict[str, str] | None = None,
         stdout=target, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
-def run_process(home: Path, *args: str, env: dict[str, str] | None = None,
-                timeout: float = 600) -> Run:
-    """`memberscore ARGS` as a separate process, to completion."""
-    done = subprocess.run([PYTHON, "-m", "memberscore.cli", *args], env=subprocess_env(home, env),
-                          capture_output=True, text=True, timeout=timeout, check=False)
-    return Run(done.returncode, done.stdout, done.stderr)
-
-
 def kill_group(process: subprocess.Popen[str]) -> None:
     """`kill -9` the process and everything it started (its JVM, a local server)."""
     with contextlib.suppress(ProcessLookupError):
