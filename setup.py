@@ -74,6 +74,8 @@ setup(
         "scikit-learn>=1.5,<2",
         "great-expectations>=1.5,<2",
         "snowflake-connector-python>=3.12,<5",
+        # progress bars on a terminal (memberscore.logs.Progress)
+        "tqdm>=4.66,<5",
     ],
     extras_require={
         "local": [

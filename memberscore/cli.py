@@ -21,7 +21,7 @@ from memberscore.args import iso_date, positive_int  # noqa: F401 - re-exported
 from memberscore.config import ENVIRONMENTS, load_settings
 from memberscore.context import JobResult, RunContext, new_run_id
 from memberscore.errors import MemberscoreError
-from memberscore.logs import configure_logging
+from memberscore.logs import close_run_log, configure_logging, open_run_log
 
 log = logging.getLogger("memberscore")
 
@@ -95,7 +95,13 @@ def run_command(argv: Sequence[str]) -> JobResult:
     configure_logging(args.verbose)
     settings = load_settings(args.env)
     ctx = RunContext(settings, run_id=args.run_id or new_run_id(), verbose=args.verbose)
-    return execute(ctx, args.command, args)
+    log_file = open_run_log(ctx.paths.logs / f"{ctx.run_id}-{args.command}.log")
+    try:
+        result = execute(ctx, args.command, args)
+    finally:
+        close_run_log()
+    result.messages.append(f"full log: {log_file}")
+    return result
 
 
 def execute(ctx: RunContext, command: str, args: argparse.Namespace) -> JobResult:

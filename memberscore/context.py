@@ -50,6 +50,12 @@ class Paths:
     def reports(self) -> Path:
         return self.home / "reports"
 
+    @property
+    def logs(self) -> Path:
+        """One file per command run: every log line, and what libraries and the JVM
+        printed (the console shows only warnings, errors and progress)."""
+        return self.home / "logs"
+
     def landing_day(self, source: str, day: dt.date) -> Path:
         return self.landing / source / day.isoformat()
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from memberscore.errors import MissingDependencyError
+from memberscore.logs import process_output_to_run_log
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -207,7 +208,9 @@ def get_spark(settings: SparkSettings) -> SparkSession:
         builder = builder.config(key, str(value))
     log.info("starting local Spark master=%s shuffle_partitions=%s",
              settings.master, settings.shuffle_partitions)
-    spark = builder.getOrCreate()
+    # the JVM prints its start-up warnings, and anything later, to the run log
+    with process_output_to_run_log():
+        spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memberscore.errors import ModelError
+from memberscore.logs import mlflow_prints_to_log
 from memberscore.models.baseline import ARTIFACT_PATH
 from memberscore.models.tracking import safe_uri
 
@@ -124,7 +125,8 @@ class ModelRegistry:
         """A new version of `name` from a logged model."""
         import mlflow
 
-        found = mlflow.register_model(model_uri, name, tags=tags)
+        with mlflow_prints_to_log():
+            found = mlflow.register_model(model_uri, name, tags=tags)
         log.info("registered %s version %s from %s", name, found.version, model_uri)
         return ResolvedModel(name, str(found.version), run_id)
 

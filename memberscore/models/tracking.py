@@ -9,6 +9,7 @@ Unity Catalog (`databricks-uc`), which manage artifacts themselves.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from memberscore.errors import ModelError
+from memberscore.logs import LogStream
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -102,7 +104,8 @@ def _logging_preserved() -> Iterator[None]:
     The first open of an MLflow SQL store runs its Alembic migrations, whose env.py
     calls `logging.config.fileConfig`: the root logger's handlers are replaced and its
     level set to WARN, which would silence every later log line of the job (the
-    job-boundary line included).  The logging configuration is put back as it was.
+    job-boundary line included).  The logging configuration is put back as it was,
+    and what the migration logged meanwhile went to the run log.
     """
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
@@ -110,7 +113,10 @@ def _logging_preserved() -> Iterator[None]:
                for name, item in logging.Logger.manager.loggerDict.items()
                if isinstance(item, logging.Logger)}
     try:
-        yield
+        # the handler fileConfig installs writes to the sys.stderr of that moment:
+        # the migration's lines go to the run log
+        with contextlib.redirect_stderr(LogStream("alembic")):
+            yield
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
