@@ -32,7 +32,7 @@ from memberscore.errors import ConfigError, InputError
 from memberscore.feature_builds import BuildRecord, InputFingerprint, code_digest, cumulative
 from memberscore.ingest_log import require_ingested
 from memberscore.jobs.features import build_log, now_utc, read_bronze
-from memberscore.logs import progress
+from memberscore.logs import Progress
 from memberscore.tables import MEMBER_FEATURES_DAILY
 from memberscore.transforms.features import (
     assemble_features,
@@ -61,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 @dataclass
-class Progress:
+class Tally:
     """What the backfill did, day by day."""
 
     built: list[dt.date] = field(default_factory=list)
@@ -115,10 +115,13 @@ def build_days(ctx: RunContext, days: list[dt.date], force: bool = False) -> Job
     started = time.perf_counter()
     transactions, members = read_bronze(ctx, end)
     code = code_digest()
-    done = Progress()
+    done = Tally()
     parts = chunks(days, conf.backfill_chunk_days)
-    for chunk in progress(parts, f"backfill {start}..{end}", total=len(parts)):
-        _backfill_chunk(ctx, transactions, members, chunk, code, force, done)
+    with Progress(f"backfill {span}", total=len(days)) as shown:
+        for chunk in parts:
+            rows_before = done.rows
+            _backfill_chunk(ctx, transactions, members, chunk, code, force, done)
+            shown.advance(len(chunk), rows=done.rows - rows_before)
     seconds = time.perf_counter() - started
 
     log.info("backfill %s..%s built=%d skipped=%d rows=%d seconds=%.1f", start, end,
@@ -149,7 +152,7 @@ def build_days(ctx: RunContext, days: list[dt.date], force: bool = False) -> Job
 
 
 def _backfill_chunk(ctx: RunContext, transactions: DataFrame, members: DataFrame,
-                    chunk: list[dt.date], code: str, force: bool, done: Progress) -> None:
+                    chunk: list[dt.date], code: str, force: bool, done: Tally) -> None:
     conf = ctx.settings.features
     lateness = conf.allowed_lateness_hours
     first, last = chunk[0], chunk[-1]

@@ -22,6 +22,7 @@ import datetime as dt
 import logging
 
 from memberscore.context import JobResult, RunContext
+from memberscore.logs import Progress
 
 log = logging.getLogger(__name__)
 
@@ -85,19 +86,27 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
     if not _has_champion(ctx):
         _check_history(ctx, params.start_date, params.end_date)
     gen_args.end_date = params.end_date
+    stages = Progress("demo", total=4, unit="stages", every_seconds=float("inf"))
+    stages.announce(f"generate {params.members:,} members x {params.days} days "
+                    f"({params.start_date}..{params.end_date})")
     result.rows.update(execute(ctx, "generate", gen_args).rows)
+    stages.advance()
 
     last_day = params.end_date
     if params.start_date < last_day:  # the history in one pass; the last day is the pipeline's
         history = ["--start", str(params.start_date),
                    "--end", str(last_day - dt.timedelta(days=1))]
+        stages.announce(f"ingest the history {history[1]}..{history[3]}")
         execute(ctx, "ingest", job_arguments("ingest", history))
+    stages.advance()
 
     trained = "kept the existing champion"
     if not _has_champion(ctx):
         train_day = last_day - dt.timedelta(days=1)
+        stages.announce(f"train member_churn on labels up to {train_day}")
         execute(ctx, "train", job_arguments("train", ["--run-date", str(train_day)]))
         trained = f"trained on labels up to {train_day}"
+    stages.advance()
 
     # Drift alerts are a finding of the demo, not a failure of it: the pipeline runs
     # with monitor.warn_only, so they are reported (summary, report) and the demo ends
@@ -105,8 +114,11 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
     settings = dataclasses.replace(
         ctx.settings, monitor=dataclasses.replace(ctx.settings.monitor, warn_only=True))
     demo_ctx = RunContext(settings, run_id=ctx.run_id, verbose=ctx.verbose, spark=ctx.spark)
+    stages.announce(f"pipeline for {last_day}: ingest, features, validate, score, publish, "
+                    "monitor")
     pipeline = execute(demo_ctx, "pipeline",
                        job_arguments("pipeline", ["--run-date", str(last_day)]))
+    stages.advance()
     result.rows.update(pipeline.rows)
     result.messages.extend(pipeline.messages)
     if any(m.startswith("DRIFT ALERT") for m in pipeline.messages):

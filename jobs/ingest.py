@@ -43,6 +43,7 @@ from memberscore.context import JobResult, RunContext
 from memberscore.errors import ConfigError, InputError, QualityGateError
 from memberscore.ingest_log import record_ingested
 from memberscore.lake import Between
+from memberscore.logs import Progress
 from memberscore.schemas import (
     SOURCES,
     bronze_table,
@@ -156,7 +157,15 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
             "nothing was ingested. Deliver those days' feeds, or ingest a range without them"
         )
 
-    reports = [_ingest_source(ctx, source, days, raw[source]) for source in sources]
+    if len(days) == 1:
+        reports = [_ingest_source(ctx, source, days, raw[source]) for source in sources]
+    else:  # a range takes a while: show it source by source
+        reports = []
+        with Progress(f"ingest {span} ({len(days)} days)", total=len(sources),
+                      unit="sources") as shown:
+            for source in sources:
+                reports.append(_ingest_source(ctx, source, days, raw[source]))
+                shown.advance(rows=reports[-1].read, note=source)
 
     read = sum(r.read for r in reports)
     quarantined = sum(r.quarantined for r in reports)

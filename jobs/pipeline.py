@@ -26,6 +26,7 @@ from pathlib import Path
 from memberscore.args import iso_date
 from memberscore.context import JobResult, RunContext
 from memberscore.errors import MemberscoreError
+from memberscore.logs import Progress
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +88,11 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
     outcomes: list[StepOutcome] = []
     warnings: list[str] = []
     result = JobResult("pipeline", details={"steps": outcomes, "warnings": warnings})
+    shown = Progress(f"pipeline {run_date}", total=len(STEPS), unit="steps",
+                     every_seconds=float("inf"))
     for step in STEPS:
         start = time.monotonic()
+        shown.announce(step)
         try:
             step_result = execute(ctx, step, job_arguments(
                 step, ["--run-date", str(run_date), *STEP_OPTIONS.get(step, ()),
@@ -110,6 +114,7 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
         outcomes.append(StepOutcome(step, "ok", step_result.total_rows,
                                     time.monotonic() - start, note))
         result.rows.update({f"{step}.{k}": v for k, v in step_result.rows.items()})
+        shown.advance()
     result.messages.extend(summary_table(outcomes))
     result.messages.extend(warnings)
     report = _write_report(ctx, run_date, outcomes)

@@ -36,6 +36,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from memberscore.errors import InputError
+from memberscore.logs import Progress
 from memberscore.schemas import SOURCES
 from memberscore.synthetic import GenerateParams, LandingFile, SyntheticBank, generate
 from memberscore.transforms.ingest import (
@@ -159,7 +160,15 @@ def write_landing(root: Path, bank: SyntheticBank) -> list[Path]:
         for source in SOURCES:
             for old in list_landing_files(root, source, day):
                 old.unlink()
-    return [write_landing_file(root, f) for f in bank.files]
+    by_day: dict[dt.date, list[LandingFile]] = {}
+    for f in bank.files:
+        by_day.setdefault(f.landing_date, []).append(f)
+    paths = []
+    with Progress(f"generate: writing landing files under {root}", total=len(by_day)) as shown:
+        for day in sorted(by_day):
+            paths.extend(write_landing_file(root, f) for f in by_day[day])
+            shown.advance(rows=sum(f.table.num_rows for f in by_day[day]))
+    return paths
 
 
 def generate_landing(root: Path, params: GenerateParams) -> GenerateSummary:

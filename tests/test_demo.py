@@ -30,7 +30,16 @@ def test_demo_trains_runs_the_pipeline_and_publishes(
     monkeypatch.setenv("MEMBERSCORE__INGEST__MAX_BAD_ROW_SHARE", "0.03")
     # 150 days: 90 of history, then labels on both sides of the 3-week holdout
     assert main(["demo", "--members", "300", "--days", "150", "--seed", "5"]) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
+    # a person's console: stages, progress, warnings, the step table, where to look;
+    # every log line (MLflow's own prints included) in the run's log file
+    assert len(out.splitlines()) + len(captured.err.splitlines()) <= 60, captured
+    assert not [line for line in captured.err.splitlines() if " INFO " in line]
+    (log_line,) = [line for line in out.splitlines() if line.startswith("full log: ")]
+    log_text = Path(log_line.split(": ", 1)[1]).read_text(encoding="utf-8")
+    assert "job=pipeline" in log_text and "status=ok" in log_text
+    assert "mlflow: Successfully registered model 'member_churn'." in log_text
     steps = {line.split()[0]: line.split()[1] for line in out.splitlines()
              if line.split()[:1] and line.split()[0] in
              ("ingest", "features", "validate", "score", "publish", "monitor")}

@@ -560,7 +560,8 @@ def _publish_locked(settings: Settings, publisher: Publisher, *, warehouse_dir: 
             except NothingToPublishError as exc:
                 if table not in selection.optional:
                     raise
-                log.warning("skipping optional table %s: %s", table, exc)
+                # optional: e.g. drift_metrics, which `monitor` writes after this step
+                log.info("skipping optional table %s: %s", table, exc)
                 skipped.append((table, str(exc).split(";")[0]))
         if not prepared:
             return PublishOutcome((), tuple(skipped))

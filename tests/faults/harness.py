@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -65,12 +66,21 @@ class Run:
         stack trace, a connector's chatter."""
         return [line for line in self.err.splitlines()
                 if line.strip() and not line.startswith("memberscore: ")
-                and not _is_log_line(line) and "incubator modules" not in line]
+                and not _is_log_line(line) and not _is_console_line(line)]
 
 
 def _is_log_line(line: str) -> bool:
-    # `2026-12-06T20:13:39 INFO  memberscore...: ...`
+    # `2026-12-06T20:13:39 INFO  memberscore...: ...` (with --verbose)
     return len(line) > 20 and line[4] == "-" and line[10] == "T" and line[19] == " "
+
+
+# memberscore's console: `WARNING: ...`, and progress (`ingest 2026-03-01..2026-03-09
+# (9 days): 2/3 sources, ...`, `pipeline 2026-03-09 2/6: features`)
+_CONSOLE = re.compile(r"^(WARNING|ERROR|CRITICAL)[: ]|^\S.*(: \d+/\d+ \w|\s\d+/\d+: )")
+
+
+def _is_console_line(line: str) -> bool:
+    return bool(_CONSOLE.search(line))
 
 
 @contextlib.contextmanager
