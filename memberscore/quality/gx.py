@@ -6,7 +6,8 @@ One GX Data Context per results folder and process (`gx_workspace`), made withou
 has in-memory stores for suites and definitions, a filesystem validation-results
 store under `<reports>/validation/` (GX's JSON results, the files the gate's
 messages point at) and a local Data Docs site under `<reports>/data_docs/` rendered
-from that store.
+from that store, whose pages load nothing from the network (`build_docs`;
+memberscore.quality.data_docs).
 
 Two engines compute GX's metrics, chosen per validation (`validation.engine`):
 - `pandas`: the day's rows are collected once (Arrow) and GX evaluates every
@@ -279,7 +280,15 @@ def store_result(workspace: GxWorkspace, result: ExpectationSuiteValidationResul
 
 
 def build_docs(workspace: GxWorkspace, key: ValidationResultIdentifier) -> Path:
-    """Render the page of one stored result and refresh the site index; returns
-    the index file."""
-    workspace.context.build_data_docs(site_names=[SITE], resource_identifiers=[key])
-    return workspace.docs_dir / "index.html"
+    """Render the page of one stored result and refresh the site index, both made
+    to work offline (memberscore.quality.data_docs); returns the index file."""
+    from memberscore.quality.data_docs import make_offline
+
+    context = workspace.context
+    context.build_data_docs(site_names=[SITE], resource_identifiers=[key])
+    index = workspace.docs_dir / "index.html"
+    (found,) = context.get_docs_sites_urls(resource_identifier=key, site_name=SITE)
+    url = found["site_url"]
+    pages = [index] if url is None else [index, Path(unquote(urlparse(url).path))]
+    make_offline(workspace.docs_dir, pages)
+    return index
