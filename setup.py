@@ -5,11 +5,56 @@ The repository keeps the contract's top-level layout (`jobs/`, `transforms/`,
 the installed wheel has one import namespace (`memberscore.jobs`, ...) instead of
 generic top-level names such as `jobs` in site-packages.  `conf/*.yml` and
 `expectations/*.json` are package data: the wheel alone can run every job.
+
+The wheel also carries the CSS, scripts and fonts of the Data Docs pages (the files
+memberscore/quality/data_docs.py names), copied from the folder `make install`
+fetched them into, `<python environment>/share/memberscore/data-docs-assets/`: the
+Data Docs a Databricks job builds work offline too.
 """
 
+import importlib.util
+import shutil
 from pathlib import Path
+from types import ModuleType
 
 from setuptools import setup
+from setuptools.command.build_py import build_py
+
+
+def _data_docs() -> ModuleType:
+    """memberscore/quality/data_docs.py, loaded alone (the standard library only):
+    importing the package would import pyspark."""
+    spec = importlib.util.spec_from_file_location(
+        "_memberscore_data_docs", Path("memberscore/quality/data_docs.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class BuildPy(build_py):
+    """build_py, plus the Data Docs assets as package data of memberscore.quality
+    (`data_docs_assets/`, the fetched folder's layout).  Not for an editable install,
+    which reads the fetched folder itself."""
+
+    def run(self) -> None:
+        super().run()
+        if getattr(self, "editable_mode", False):
+            return
+        docs = _data_docs()
+        source = docs.fetched_dir()
+        if not (source / docs.MANIFEST).is_file():
+            self.warn(f"the Data Docs assets are not in {source} (run `make install`): "
+                      "this build has none, and its Data Docs load them from CDNs")
+            return
+        dest = Path(self.build_lib, "memberscore", "quality", docs.PACKAGED.name)
+        shutil.rmtree(dest, ignore_errors=True)
+        for name in docs.vendor_files(source / docs.NODE_MODULES):
+            target = dest / docs.NODE_MODULES / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source / docs.NODE_MODULES / name, target)
+        shutil.copyfile(source / docs.MANIFEST, dest / docs.MANIFEST)  # last
+
 
 JOBS = [
     "demo",
@@ -58,6 +103,7 @@ setup(
         "memberscore.expectations": ["*.json"],
     },
     include_package_data=False,
+    cmdclass={"build_py": BuildPy},
     # Ranges here, exact pins in requirements/constraints.txt (every install uses it).
     # pyspark and delta-spark are not runtime requirements: Databricks provides them,
     # and installing a second pyspark onto a cluster breaks it.  Locally they come

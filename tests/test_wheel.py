@@ -1,4 +1,5 @@
-"""The built wheel alone runs the CLI: conf/ and expectations/ travel inside it."""
+"""The built wheel alone runs the CLI: conf/ and expectations/ travel inside it, and
+so do the Data Docs assets."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
+from memberscore.quality.data_docs import LOCAL_COPIES, MANIFEST, VENDOR
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,6 +44,14 @@ def test_wheel_contents(wheel: Path) -> None:
                      "memberscore/conf/local.yml", "memberscore/conf/prod.yml"]:
         assert required in names, required
     assert not any(n.startswith(("jobs/", "transforms/", "tests/")) for n in names)
+    # the Data Docs assets (memberscore.quality.data_docs), from `make install`'s folder
+    assets = "memberscore/quality/data_docs_assets/"
+    assert f"{assets}{MANIFEST}" in names
+    for target in LOCAL_COPIES.values():
+        if target.startswith(VENDOR):
+            assert f"{assets}node_modules/{target.removeprefix(VENDOR)}" in names, target
+    assert f"{assets}node_modules/@fortawesome/fontawesome-free/webfonts/fa-solid-900.woff2" \
+        in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "memberscore = memberscore.cli:main" in text
@@ -75,6 +86,13 @@ def test_wheel_installs_and_runs_in_a_fresh_venv(wheel: Path, tmp_path: Path) ->
         cwd=work, capture_output=True, text=True, check=True).stdout.split()
     assert where[0].startswith(str(env_dir)), where
     assert where[1] == "memberscore_prod"
+
+    # Data Docs copy their CSS and scripts from the wheel's package data
+    assets = subprocess.run(
+        [str(python), "-c", "from memberscore.quality import data_docs;"
+         "print(data_docs.asset_root())"],
+        cwd=work, capture_output=True, text=True, check=True).stdout.strip()
+    assert assets.startswith(str(env_dir)) and assets.endswith("data_docs_assets"), assets
 
     job = subprocess.run([str(env_dir / "bin" / "memberscore-features"), "--help"],
                          cwd=work, capture_output=True, text=True)
