@@ -142,6 +142,9 @@ setup(
             "setuptools>=69",
             "wheel",
             "databricks-bundles",
+            # drives Debian's chromium (never a browser of its own) in
+            # tests/test_data_docs.py
+            "playwright",
         ],
     },
     entry_points={
