@@ -163,7 +163,7 @@ def write_landing(root: Path, bank: SyntheticBank) -> list[Path]:
     by_day: dict[dt.date, list[LandingFile]] = {}
     for f in bank.files:
         by_day.setdefault(f.landing_date, []).append(f)
-    paths = []
+    paths: list[Path] = []
     with Progress(f"generate: writing landing files under {root}", total=len(by_day)) as shown:
         for day in sorted(by_day):
             paths.extend(write_landing_file(root, f) for f in by_day[day])

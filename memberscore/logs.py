@@ -189,7 +189,7 @@ def mlflow_prints_to_log() -> Iterator[None]:
 
     saved = mlflow_logging.MLFLOW_LOGGING_STREAM
     # what MLflow's `eprint` writes to, looked up at each call
-    mlflow_logging.MLFLOW_LOGGING_STREAM = LogStream("mlflow")
+    mlflow_logging.MLFLOW_LOGGING_STREAM = LogStream("mlflow")  # type: ignore[assignment]
     try:
         yield
     finally:
