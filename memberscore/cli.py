@@ -22,6 +22,7 @@ from memberscore.config import ENVIRONMENTS, load_settings
 from memberscore.context import JobResult, RunContext, new_run_id
 from memberscore.errors import MemberscoreError
 from memberscore.logs import close_run_log, configure_logging, open_run_log
+from memberscore.spark import on_databricks
 
 log = logging.getLogger("memberscore")
 
@@ -95,12 +96,15 @@ def run_command(argv: Sequence[str]) -> JobResult:
     configure_logging(args.verbose)
     settings = load_settings(args.env)
     ctx = RunContext(settings, run_id=args.run_id or new_run_id(), verbose=args.verbose)
-    log_file = open_run_log(ctx.paths.logs / f"{ctx.run_id}-{args.command}.log")
+    # on Databricks every line goes to the driver log (the console there shows them)
+    log_file = (None if on_databricks() else
+                open_run_log(ctx.paths.logs / f"{ctx.run_id}-{args.command}.log"))
     try:
         result = execute(ctx, args.command, args)
     finally:
         close_run_log()
-    result.messages.append(f"full log: {log_file}")
+    if log_file is not None:
+        result.messages.append(f"full log: {log_file}")
     return result
 
 

@@ -197,17 +197,27 @@ def mlflow_prints_to_log() -> Iterator[None]:
 
 
 class LogStream:
-    """A text stream whose lines become INFO records."""
+    """A text stream whose lines become INFO records (of `memberscore.lib`, prefixed
+    with `name`).  Used as sys.stderr, what the console handler writes while one of
+    those records is handled goes to the stderr of the stream's creation instead."""
 
     def __init__(self, name: str) -> None:
         self._name, self._pending = name, ""
+        self._console = sys.stderr
+        self._busy = False
 
     def write(self, text: str) -> int:
+        if self._busy:  # our own console handler, writing the record below
+            return self._console.write(text)
         self._pending += text
         *lines, self._pending = self._pending.split("\n")
-        for line in lines:
-            if line.strip():
-                logging.getLogger("memberscore.lib").info("%s: %s", self._name, line)
+        self._busy = True
+        try:
+            for line in lines:
+                if line.strip():
+                    logging.getLogger("memberscore.lib").info("%s: %s", self._name, line)
+        finally:
+            self._busy = False
         return len(text)
 
     def flush(self) -> None:

@@ -72,6 +72,16 @@ def _forget_delta_tables() -> Iterator[None]:
         session._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()  # type: ignore[union-attr]
 
 
+@pytest.fixture(autouse=True)
+def _console_as_configured_by_default() -> Iterator[None]:
+    """A test that ran a command with --verbose leaves the console as a command
+    without it configures it (the state is per process, as in a real run)."""
+    yield
+    from memberscore import logs
+
+    logs.configure_logging(verbose=False)
+
+
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh $MEMBERSCORE_HOME for one test."""

@@ -116,3 +116,23 @@ def test_a_warning_reaches_the_console_as_one_plain_line(
     logging.getLogger("memberscore.quality.gate").warning("WARNING bronze_transactions x")
     assert capsys.readouterr().err.splitlines() == [
         "WARNING: ingest 2026-03-01: no files", "WARNING bronze_transactions x"]
+
+
+def test_lines_a_library_prints_go_to_the_run_log_even_with_verbose(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """MLflow's migrations print through a handler bound to sys.stderr: as a LogStream
+    their lines become log records, and with --verbose the console shows them once
+    (no record loops back into the stream)."""
+    import contextlib
+
+    for verbose in (False, True):
+        logs.configure_logging(verbose=verbose)
+        path = logs.open_run_log(tmp_path / f"run-{verbose}.log")
+        try:
+            with contextlib.redirect_stderr(logs.LogStream("alembic")):
+                print("Running upgrade a -> b", file=__import__("sys").stderr)
+        finally:
+            logs.close_run_log()
+        assert "memberscore.lib: alembic: Running upgrade a -> b" in path.read_text()
+        err = capsys.readouterr().err
+        assert err.count("alembic: Running upgrade a -> b") == (1 if verbose else 0), err
