@@ -56,9 +56,6 @@ class Paths:
         printed (the console shows only warnings, errors and progress)."""
         return self.home / "logs"
 
-    def landing_day(self, source: str, day: dt.date) -> Path:
-        return self.landing / source / day.isoformat()
-
 
 @dataclass
 class JobResult:

@@ -26,12 +26,6 @@ class MissingDependencyError(MemberscoreError):
     exit_code = 3
 
 
-class NotBuiltYetError(MemberscoreError):
-    """A contract command whose implementation has not landed yet."""
-
-    exit_code = 2
-
-
 class InputError(MemberscoreError):
     """Input data is unusable: a missing file or column, an unparseable date."""
 

@@ -1,4 +1,4 @@
-"""The command line: help, usage errors in one line, commands not built yet."""
+"""The command line: help, and usage errors in one line."""
 
 from __future__ import annotations
 

@@ -419,9 +419,3 @@ def latest_member_rows(members: DataFrame, as_of: dt.datetime | None = None) -> 
     feed's contract), considering only rows updated before `as_of` when given."""
     rows = members if as_of is None else members.where(F.col("updated_at") < F.lit(as_of))
     return latest_rows(rows, ["member_id"], [F.col("updated_at").desc()])
-
-
-def latest_outcome_rows(outcomes: DataFrame) -> DataFrame:
-    """One label per (member_id, label_date): the one landed last (a re-delivered label
-    replaces the earlier one)."""
-    return latest_rows(outcomes, ["member_id", "label_date"], [])
