@@ -164,7 +164,8 @@ def write_landing(root: Path, bank: SyntheticBank) -> list[Path]:
     for f in bank.files:
         by_day.setdefault(f.landing_date, []).append(f)
     paths: list[Path] = []
-    with Progress(f"generate: writing landing files under {root}", total=len(by_day)) as shown:
+    params = bank.params
+    with Progress(f"generate {params.start_date}..{params.end_date}", total=len(by_day)) as shown:
         for day in sorted(by_day):
             paths.extend(write_landing_file(root, f) for f in by_day[day])
             shown.advance(rows=sum(f.table.num_rows for f in by_day[day]))

@@ -86,13 +86,15 @@ def test_a_command_prints_results_and_warnings_and_logs_everything_to_its_file(
     captured = capsys.readouterr()
     err = captured.err.splitlines()
     assert not [line for line in err if " INFO " in line]  # no log lines on the console
-    assert err == [line for line in err if line.startswith("generate: ")]  # progress only
+    assert len(err) == 1, err  # one progress line, nothing else
+    assert re.fullmatch(r"generate 2026-03-01\.\.2026-03-03: 3/3 days, [\d,]+ rows, "
+                        r"[\d,]+ rows/s, \d+ s", err[0]), err  # progress only
     log_file = home / "logs" / "console-1-generate.log"
     assert captured.out.splitlines()[-1] == f"full log: {log_file}"
     text = log_file.read_text(encoding="utf-8")
     assert "INFO  memberscore: job=generate env=local run_id=console-1 status=started" in text
     assert re.search(r"job=generate .* status=ok seconds=[\d.]+ rows: landing_members=", text)
-    assert "memberscore.progress: generate: writing landing files under" in text
+    assert "memberscore.progress: generate 2026-03-01..2026-03-03: 3/3 days" in text
 
 
 def test_verbose_shows_the_log_lines_on_the_console(
@@ -102,7 +104,7 @@ def test_verbose_shows_the_log_lines_on_the_console(
                      "--days", "3", "--seed", "1", "--end-date", "2026-03-03"]) == 0
         err = capsys.readouterr().err
         assert "INFO  memberscore: job=generate env=local run_id=console-2 status=started" in err
-        assert "INFO  memberscore.progress: generate: writing landing files" in err
+        assert "INFO  memberscore.progress: generate 2026-03-01..2026-03-03: 3/3 days" in err
     finally:
         logs.configure_logging(verbose=False)
     assert (home / "logs" / "console-2-generate.log").is_file()
