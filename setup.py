@@ -21,15 +21,19 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 
-def _data_docs() -> ModuleType:
-    """memberscore/quality/data_docs.py, loaded alone (the standard library only):
-    importing the package would import pyspark."""
-    spec = importlib.util.spec_from_file_location(
-        "_memberscore_data_docs", Path("memberscore/quality/data_docs.py"))
+def _load(path: str) -> ModuleType:
+    """A module of memberscore that uses the standard library only, loaded alone by
+    its path: importing the package would import pyspark."""
+    spec = importlib.util.spec_from_file_location(f"_memberscore_{Path(path).stem}",
+                                                  Path(path))
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _data_docs() -> ModuleType:
+    return _load("memberscore/quality/data_docs.py")
 
 
 class BuildPy(build_py):
@@ -56,19 +60,8 @@ class BuildPy(build_py):
         shutil.copyfile(source / docs.MANIFEST, dest / docs.MANIFEST)  # last
 
 
-JOBS = [
-    "demo",
-    "generate",
-    "ingest",
-    "features",
-    "backfill",
-    "validate",
-    "train",
-    "score",
-    "publish",
-    "monitor",
-    "pipeline",
-]
+# the jobs of memberscore.commands, one console script each
+JOBS = _load("memberscore/commands.py").JOBS
 
 setup(
     name="memberscore",

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from memberscore.args import iso_date, positive_int  # noqa: F401 - re-exported
+from memberscore.commands import COMMANDS
 from memberscore.config import ENVIRONMENTS, load_settings
 from memberscore.context import JobResult, RunContext, new_run_id
 from memberscore.errors import MemberscoreError
@@ -25,23 +26,6 @@ from memberscore.logs import close_run_log, configure_logging, open_run_log
 from memberscore.spark import on_databricks
 
 log = logging.getLogger("memberscore")
-
-# command -> one-line description; the module is memberscore.jobs.<command>
-COMMANDS: dict[str, str] = {
-    "demo": "generate synthetic sources and run the whole pipeline for the last day",
-    "generate": "write synthetic landing files (members, transactions, member_outcomes)",
-    "ingest": "landing files of one day (or a range) -> bronze Delta tables, bad rows "
-              "quarantined",
-    "features": "member feature snapshot as of a day -> member_features_daily",
-    "backfill": "feature snapshots for every day in a range, resumable, each day atomic",
-    "validate": "Great Expectations suites over a day's bronze rows and features",
-    "train": "point-in-time training set, train, log and register in MLflow",
-    "score": "batch-score a day's feature snapshot with the champion model",
-    "publish": "publish a day's rows of the published tables to Snowflake",
-    "monitor": "drift and freshness metrics for a day -> drift_metrics",
-    "pipeline": "ingest, features, validate, score, publish, monitor for one day",
-    "warehouse": "serve the local Snowflake-compatible warehouse in the foreground",
-}
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,4 +1,5 @@
-"""One function per job, named in setup.py as the `memberscore-<job>` console scripts.
+"""One function per job (memberscore.commands.JOBS), the `memberscore-<job>` console
+scripts setup.py declares.
 
 Databricks `python_wheel_task` calls these with the task's `parameters` in sys.argv:
 `memberscore-features --run-date 2026-11-20 --env prod` is the same as
@@ -8,8 +9,10 @@ Databricks `python_wheel_task` calls these with the task's `parameters` in sys.a
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 from memberscore.cli import main
+from memberscore.commands import JOBS
 
 _GLOBAL_FLAGS_WITH_VALUE = ("--env", "--run-id")
 _GLOBAL_SWITCHES = ("--verbose", "-v")
@@ -38,45 +41,15 @@ def _run(command: str) -> None:
     raise SystemExit(main([*front, command, *back]))
 
 
-def demo() -> None:
-    _run("demo")
 
+def __getattr__(name: str) -> Callable[[], None]:
+    """`memberscore.entrypoints:<job>`, the console script `memberscore-<job>`, for
+    every job in memberscore.commands.JOBS (module attributes made on demand)."""
+    if name not in JOBS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-def generate() -> None:
-    _run("generate")
+    def entry_point() -> None:
+        _run(name)
 
-
-def ingest() -> None:
-    _run("ingest")
-
-
-def features() -> None:
-    _run("features")
-
-
-def backfill() -> None:
-    _run("backfill")
-
-
-def validate() -> None:
-    _run("validate")
-
-
-def train() -> None:
-    _run("train")
-
-
-def score() -> None:
-    _run("score")
-
-
-def publish() -> None:
-    _run("publish")
-
-
-def monitor() -> None:
-    _run("monitor")
-
-
-def pipeline() -> None:
-    _run("pipeline")
+    entry_point.__name__ = entry_point.__qualname__ = name
+    return entry_point

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from memberscore.commands import JOBS
 from memberscore.quality.data_docs import LOCAL_COPIES, MANIFEST, VENDOR
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,7 +56,9 @@ def test_wheel_contents(wheel: Path) -> None:
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "memberscore = memberscore.cli:main" in text
-    assert "memberscore-features = memberscore.entrypoints:features" in text
+    for job in JOBS:  # every job of memberscore.commands, for Databricks tasks
+        assert f"memberscore-{job} = memberscore.entrypoints:{job}" in text
+    assert "memberscore-warehouse" not in text
 
 
 def test_wheel_installs_and_runs_in_a_fresh_venv(wheel: Path, tmp_path: Path) -> None:
