@@ -129,7 +129,7 @@ def build_days(ctx: RunContext, days: list[dt.date], force: bool = False) -> Job
     late_total = sum(done.late.values())
     return JobResult(
         job="backfill",
-        rows={conf.table: done.rows},
+        rows={MEMBER_FEATURES_DAILY.name: done.rows},
         details={
             "start": start.isoformat(),
             "end": end.isoformat(),
@@ -139,7 +139,7 @@ def build_days(ctx: RunContext, days: list[dt.date], force: bool = False) -> Job
             "seconds": round(seconds, 3),
         },
         messages=[
-            f"{conf.table} {start}..{end}: built {len(done.built)} day(s), skipped "
+            f"{MEMBER_FEATURES_DAILY.name} {start}..{end}: built {len(done.built)} day(s), skipped "
             f"{len(done.skipped)} already built from the same inputs"
             + (" (--force rebuilds them)" if done.skipped else ""),
             f"{done.rows} member rows written, {late_total} late row(s) left out across "
@@ -186,7 +186,8 @@ def _backfill_chunk(ctx: RunContext, transactions: DataFrame, members: DataFrame
         snapshots = assemble_features(aggregates, lateness, ctx.run_id, computed_at,
                                       history_by_day(txn_rows, todo))
         log.info("backfill %s..%s: building %d day(s)", first, last, len(todo))
-        commits = ctx.lake.replace_partitions(conf.table, snapshots, "as_of_date", todo,
+        commits = ctx.lake.replace_partitions(MEMBER_FEATURES_DAILY.name, snapshots,
+                                              "as_of_date", todo,
                                               list(MEMBER_FEATURES_DAILY.partition_by))
         built_at = now_utc()
         records = []

@@ -77,7 +77,7 @@ def read_bronze(ctx: RunContext, as_of: dt.date) -> tuple[DataFrame, DataFrame]:
 def build_log(ctx: RunContext) -> BuildLog:
     """The feature build log of this environment."""
     conf = ctx.settings.features
-    return BuildLog(ctx.lake, conf.build_log_table, conf.table)
+    return BuildLog(ctx.lake, conf.build_log_table, MEMBER_FEATURES_DAILY.name)
 
 
 def now_utc() -> dt.datetime:
@@ -106,7 +106,7 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
         snapshot = assemble_features(joined, lateness, ctx.run_id, computed_at,
                                      {day_index(day): history})
         mark = time.perf_counter()
-        commit = ctx.lake.replace_where(conf.table, snapshot, {"as_of_date": day},
+        commit = ctx.lake.replace_where(MEMBER_FEATURES_DAILY.name, snapshot, {"as_of_date": day},
                                         list(MEMBER_FEATURES_DAILY.partition_by))
         timings["write_seconds"] = time.perf_counter() - mark
     finally:
@@ -129,7 +129,7 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
         job="features", run_id=ctx.run_id, built_at=computed_at,
     )])
     mark = time.perf_counter()
-    validation = validate_table(ctx, conf.table, day, raise_on_critical=False)
+    validation = validate_table(ctx, MEMBER_FEATURES_DAILY.name, day, raise_on_critical=False)
     timings["validate_seconds"] = time.perf_counter() - mark
     timings["total_seconds"] = time.perf_counter() - started
 
@@ -141,7 +141,7 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
     validation.raise_for_critical()
     return JobResult(
         job="features",
-        rows={conf.table: commit.rows_written},
+        rows={MEMBER_FEATURES_DAILY.name: commit.rows_written},
         details={
             "as_of_date": day.isoformat(),
             "members": commit.rows_written,
@@ -158,7 +158,7 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
             "validation_warnings": validation.warning_lines(),
         },
         messages=[
-            f"{conf.table} as of {day}: {commit.rows_written} members "
+            f"{MEMBER_FEATURES_DAILY.name} as of {day}: {commit.rows_written} members "
             f"(table version {commit.version})",
             f"cutoff {cutoff.isoformat()}: {fingerprint.transactions.rows} transaction rows "
             f"seen, {late} late row(s) in the 90-day window left out",

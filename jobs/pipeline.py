@@ -27,13 +27,15 @@ from memberscore.args import iso_date
 from memberscore.context import JobResult, RunContext
 from memberscore.errors import MemberscoreError
 from memberscore.logs import Progress
+from memberscore.schemas import bronze_table
+from memberscore.tables import MEMBER_FEATURES_DAILY
 
 log = logging.getLogger(__name__)
 
 STEPS: tuple[str, ...] = ("ingest", "features", "validate", "score", "publish", "monitor")
 # options beyond --run-date, as in the nightly job's tasks (resources/memberscore_nightly.yml)
 STEP_OPTIONS: dict[str, tuple[str, ...]] = {
-    "validate": ("--table", "bronze_transactions", "--table", "member_features_daily"),
+    "validate": ("--table", bronze_table("transactions"), "--table", MEMBER_FEATURES_DAILY.name),
 }
 # Options only this process gives its steps: it writes the day's run report itself,
 # with its steps, so monitor does not (the nightly job's monitor task, with no

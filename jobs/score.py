@@ -36,7 +36,7 @@ from memberscore.models.scorer import churn_score
 from memberscore.models.signature import input_columns, input_spark_types, signature_problems
 from memberscore.models.tracking import configure_mlflow
 from memberscore.quality import require_passed, validate_table
-from memberscore.tables import MEMBER_SCORES
+from memberscore.tables import MEMBER_FEATURES_DAILY, MEMBER_SCORES
 from memberscore.transforms.scoring import check_bands, shape_scores
 from memberscore.transforms.training import model_inputs
 
@@ -55,7 +55,7 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
     snapshot = require_snapshot(ctx, run_date)
     # the quality gate: D's snapshot passed its critical expectations, and that
     # validation still describes the rows now in the lake
-    warnings = require_passed(ctx, ctx.settings.features.table, run_date)
+    warnings = require_passed(ctx, MEMBER_FEATURES_DAILY.name, run_date)
     result = score_snapshot(ctx, run_date, snapshot)
     result.messages.extend(warnings)
     validation = validate_table(ctx, MEMBER_SCORES.name, run_date, raise_on_critical=False)
@@ -77,7 +77,7 @@ def score_day(ctx: RunContext, run_date: dt.date) -> JobResult:
 
 def require_snapshot(ctx: RunContext, run_date: dt.date) -> DataFrame:
     """D's rows of the feature table (lazy); InputError saying what to run when absent."""
-    table = ctx.settings.features.table
+    table = MEMBER_FEATURES_DAILY.name
     advice = (f"run `memberscore features --run-date {run_date}` (or `memberscore backfill "
               f"--start {run_date} --end {run_date}`) first")
     if not ctx.lake.exists(table):
@@ -102,7 +102,7 @@ def score_snapshot(ctx: RunContext, run_date: dt.date, snapshot: DataFrame) -> J
         listed = "; ".join(f"{model}: {', '.join(found)}"
                            for model, found in problems.items() if found)
         raise ModelError(
-            f"the feature snapshot of {run_date} in {ctx.settings.features.table} does not "
+            f"the feature snapshot of {run_date} in {MEMBER_FEATURES_DAILY.name} does not "
             f"fit the model signature ({listed}); nothing was scored: rebuild the snapshot "
             "with the current feature code (`memberscore backfill --force`) or train a "
             "model on the current features (`memberscore train`)"

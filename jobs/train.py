@@ -49,6 +49,7 @@ from memberscore.models.registry import ModelRegistry, ResolvedModel
 from memberscore.models.tracking import configure_mlflow
 from memberscore.models.training_run import LoggedRun, log_training_run, run_name
 from memberscore.schemas import bronze_table
+from memberscore.tables import MEMBER_FEATURES_DAILY
 from memberscore.transforms.training import (
     HAS_SNAPSHOT,
     SNAPSHOT_DATE,
@@ -93,7 +94,7 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
     backfilled = _ensure_snapshots(ctx, history.complete_label_dates,
                                    backfill=not args.no_backfill)
 
-    table = ctx.settings.features.table
+    table = MEMBER_FEATURES_DAILY.name
     table_version = ctx.lake.version(table)
     snapshots = ctx.lake.read(table, version=table_version)
     _require_columns(snapshots, (*features, HISTORY), table, table_version)
@@ -176,7 +177,7 @@ def _ensure_snapshots(ctx: RunContext, label_dates: list[dt.date],
                       backfill: bool) -> list[tuple[dt.date, dt.date]]:
     """Build (with backfill's `build_days`) the day-before snapshots the labels need
     and lack."""
-    table = ctx.settings.features.table
+    table = MEMBER_FEATURES_DAILY.name
     needed = needed_snapshot_dates(label_dates)
     existing: set[dt.date] = set()
     if ctx.lake.exists(table):

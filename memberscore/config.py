@@ -172,7 +172,6 @@ class FeatureSettings:
     """Feature snapshot rules."""
 
     allowed_lateness_hours: float
-    table: str
     build_log_table: str
     backfill_chunk_days: int
 
@@ -369,8 +368,7 @@ def _check_names(settings: Settings) -> None:
                        ("lake.schema", settings.lake.schema)):
         if value is not None:
             conf_identifier(value, key)
-    for key, value in (("features.table", settings.features.table),
-                       ("features.build_log_table", settings.features.build_log_table),
+    for key, value in (("features.build_log_table", settings.features.build_log_table),
                        ("ingest.log_table", settings.ingest.log_table)):
         try:
             validate_identifier(value)

@@ -36,6 +36,7 @@ from memberscore.feature_builds import (
     cumulative,
 )
 from memberscore.jobs import backfill
+from memberscore.tables import MEMBER_FEATURES_DAILY
 from memberscore.transforms.features import (
     day_index,
     member_features,
@@ -133,7 +134,7 @@ def test_every_tiled_day_equals_the_direct_computation(ctx: RunContext) -> None:
 
     member_rows = members_frame(ctx.spark, members)
     transaction_rows = transactions_frame(ctx.spark, transactions)
-    tiled = feature_values(ctx.lake.read(ctx.settings.features.table))
+    tiled = feature_values(ctx.lake.read(MEMBER_FEATURES_DAILY.name))
     expected = feature_values(direct(member_rows, transaction_rows, START, END))
     assert len(expected) > 30
     assert tiled == expected
@@ -148,7 +149,7 @@ def test_every_tiled_day_equals_the_direct_computation(ctx: RunContext) -> None:
     members_seen = cumulative(
         member_fingerprints(member_rows, START, END, LATENESS).collect(), days)
     logged = BuildLog(ctx.lake, ctx.settings.features.build_log_table,
-                      ctx.settings.features.table).latest(START, END)
+                      MEMBER_FEATURES_DAILY.name).latest(START, END)
     code = code_digest()
     for d in days:
         direct_totals = totals[day_index(d)]
@@ -173,7 +174,7 @@ def test_skips_only_days_built_from_the_same_inputs(
          txn("t2", "m1", "2026-03-01 10:00:00", "20.00"),
          txn("t3", "m2", "2026-03-02 23:00:00", "-1.00", channel="card")],
     )
-    table = ctx.settings.features.table
+    table = MEMBER_FEATURES_DAILY.name
     args = ["backfill", "--start", d1.isoformat(), "--end", d3.isoformat()]
     assert main(args) == 0
     assert "built 3 day(s), skipped 0" in capsys.readouterr().out
@@ -225,7 +226,7 @@ def test_days_built_by_the_features_job_are_skipped(ctx: RunContext) -> None:
     assert details["days_skipped"] == ["2026-03-01"]
     assert details["days_built"] == ["2026-03-02"]
     latest = BuildLog(ctx.lake, ctx.settings.features.build_log_table,
-                      ctx.settings.features.table).latest(dt.date(2026, 3, 1),
+                      MEMBER_FEATURES_DAILY.name).latest(dt.date(2026, 3, 1),
                                                           dt.date(2026, 3, 2))
     assert latest[dt.date(2026, 3, 1)].job == "features"
     assert latest[dt.date(2026, 3, 1)].late_txn_count == 1
@@ -253,7 +254,7 @@ def test_an_interrupted_backfill_keeps_its_written_chunks_and_resumes(
     )
     ctx = RunContext(dataclasses.replace(ctx.settings, features=dataclasses.replace(
         ctx.settings.features, backfill_chunk_days=2)), run_id=ctx.run_id, spark=ctx.spark)
-    table = ctx.settings.features.table
+    table = MEMBER_FEATURES_DAILY.name
     lake_class = type(ctx.lake)
     real_replace = lake_class.replace_where
     calls = {"n": 0}

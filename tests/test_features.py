@@ -30,6 +30,7 @@ from memberscore.context import RunContext
 from memberscore.errors import QualityGateError
 from memberscore.feature_registry import feature_table_schema, lineage_names
 from memberscore.quality import recorded_validation, require_passed
+from memberscore.tables import MEMBER_FEATURES_DAILY
 from memberscore.transforms.features import (
     day_index,
     feature_cutoff,
@@ -247,7 +248,7 @@ def test_job_writes_partition_reruns_identically_and_ignores_late_rows(
     # the job validated the snapshot it wrote
     assert ("validate member_features_daily 2026-03-31: passed, 45/45 expectations met, "
             "7 rows; result ") in out
-    table = ctx.settings.features.table
+    table = MEMBER_FEATURES_DAILY.name
     first = ctx.lake.read(table)
     first_values = feature_values(first)
     assert len(first_values) == 7
@@ -325,11 +326,11 @@ def test_a_day_ingest_has_not_run_for_is_refused(ctx: RunContext,
                     "has not run for 2026-04-17; the newest ingested day is "
                     f"{max(D, max(r[-3] for r in TRANSACTIONS))}. Run `memberscore ingest "
                     "--run-date 2026-04-17` first")
-    assert not ctx.lake.exists(ctx.settings.features.table)
+    assert not ctx.lake.exists(MEMBER_FEATURES_DAILY.name)
     assert main(["backfill", "--start", "2026-03-30", "--end", later.isoformat()]) == 4
     assert ("backfill 2026-03-30..2026-04-17 refused: ingest has not run for "
             in capsys.readouterr().err)
-    assert not ctx.lake.exists(ctx.settings.features.table)
+    assert not ctx.lake.exists(MEMBER_FEATURES_DAILY.name)
     assert main(["features", "--run-date", D.isoformat()]) == 0
 
 
@@ -349,7 +350,7 @@ def test_an_unforeseen_spark_failure_is_one_line_naming_the_jvm_cause(
         "written: [NUMERIC_VALUE_OUT_OF_RANGE.WITH_SUGGESTION] 2000000000000004800 cannot be "
         "represented as Decimal(18, 0). SQLSTATE: 22003 (re-run with --verbose for Spark's "
         "stack trace)"], err
-    assert not ctx.lake.exists(ctx.settings.features.table)
+    assert not ctx.lake.exists(MEMBER_FEATURES_DAILY.name)
     assert "\tat " not in err and "Traceback" not in err
 
 

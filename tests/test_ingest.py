@@ -34,6 +34,7 @@ from memberscore.jobs import ingest as ingest_job
 from memberscore.landing import generate_landing
 from memberscore.schemas import SOURCES, bronze_schema
 from memberscore.synthetic import GenerateParams, generate
+from memberscore.tables import MEMBER_FEATURES_DAILY
 from memberscore.transforms import ingest
 
 D1 = dt.date(2026, 3, 2)
@@ -829,7 +830,7 @@ def test_impossible_rows_cannot_stop_features(ctx: RunContext, home: Path,
     assert quarantined(lenient, "members", D2) == {("members.jsonl", 1): ["impossible_dates"]}
 
     assert main(["features", "--run-date", D2.isoformat()]) == 0, capsys.readouterr().err
-    rows = ctx.lake.read(ctx.settings.features.table).collect()
+    rows = ctx.lake.read(MEMBER_FEATURES_DAILY.name).collect()
     assert [(r["member_id"], r["tenure_days"], r["inflow_sum_30d"], r["txn_count_30d"])
             for r in rows] == [("M1", (D2 - dt.date(2024, 1, 5)).days,
                                 Decimal("2000000000.00"), 3)]

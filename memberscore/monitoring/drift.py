@@ -25,7 +25,7 @@ from memberscore.models.registry import ModelRegistry
 from memberscore.models.tracking import configure_mlflow
 from memberscore.monitoring.baselines import ModelBaseline, load_baselines, scored_versions
 from memberscore.monitoring.sources import SourceTimeliness, measure_sources
-from memberscore.tables import DRIFT_METRICS, MEMBER_SCORES
+from memberscore.tables import DRIFT_METRICS, MEMBER_FEATURES_DAILY, MEMBER_SCORES
 from memberscore.transforms.drift import (
     ALERT,
     FRESHNESS_HOURS,
@@ -183,7 +183,7 @@ def monitored_features(baseline: ModelBaseline) -> list[str]:
 
 def day_snapshot(ctx: RunContext, run_date: dt.date) -> DataFrame:
     """D's rows of the feature table (lazy); InputError when there are none."""
-    table = ctx.settings.features.table
+    table = MEMBER_FEATURES_DAILY.name
     advice = f"run `memberscore features --run-date {run_date}` first"
     if not ctx.lake.exists(table):
         raise InputError(f"there is no feature snapshot to monitor: table {table} does not "

@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 
 from memberscore.quality.results import RESULTS_TABLE
 from memberscore.schemas import bronze_table, quarantine_table
-from memberscore.tables import DRIFT_METRICS, MEMBER_SCORES
+from memberscore.tables import DRIFT_METRICS, MEMBER_FEATURES_DAILY, MEMBER_SCORES
 
 if TYPE_CHECKING:
     from memberscore.config import MonitorSettings
@@ -136,7 +136,7 @@ def day_tables(ctx: RunContext) -> list[tuple[str, str]]:
     return [
         *[(bronze_table(s), "landing_date") for s in sources],
         *[(quarantine_table(s), "landing_date") for s in sources],
-        (ctx.settings.features.table, "as_of_date"),
+        (MEMBER_FEATURES_DAILY.name, "as_of_date"),
         (RESULTS_TABLE, "run_date"),
         (MEMBER_SCORES.name, "as_of_date"),
         (DRIFT_METRICS.name, "as_of_date"),
