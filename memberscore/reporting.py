@@ -37,6 +37,7 @@ from memberscore.monitoring.report_data import (
     ValidationRow,
     gather_report_data,
 )
+from memberscore.transforms.drift import SEVERITY, worst_first_key
 
 if TYPE_CHECKING:
     from memberscore.config import ScoreBand
@@ -49,7 +50,6 @@ LATEST = "latest.html"
 WORST_CHARTED = 10
 SOURCE_METRICS = ("freshness_hours", "late_rows")
 COLUMN_METRICS = ("psi", "ks")
-SEVERITY = {"ok": 0, "warn": 1, "alert": 2}
 COLOURS = {"ok": "#2e7d32", "warn": "#ef8f00", "alert": "#c62828", "bar": "#3f6fb5",
            "grid": "#d0d4da", "text": "#1f2933", "muted": "#6b7480"}
 
@@ -461,8 +461,7 @@ def _table(table_id: str, headers: Sequence[str], rows: Sequence[Sequence[str]],
 
 
 def _drift_order(d: DriftRow) -> tuple[Any, ...]:
-    return (-SEVERITY.get(d.status, 0), d.value is not None,
-            -(d.value if d.value is not None else 0.0), d.model_name, d.column_name, d.metric)
+    return worst_first_key(d.status, d.value, d.model_name, d.column_name, d.metric)
 
 
 def _status_cell(status: str, text: str | None = None) -> str:

@@ -440,11 +440,18 @@ def late_rows_metric(model_name: str, column: str, rows: int | None) -> Metric:
     return Metric(model_name, column, LATE_ROWS, float(rows), 0.0, WARN if rows > 0 else OK)
 
 
+def worst_first_key(status: str, value: float | None, *names: str) -> tuple[Any, ...]:
+    """The one "worst first" order of drift metrics (the monitor's lines, the run
+    report's tables): alerts, then warns, then ok; within a status, a metric without
+    a value first, then larger values first; then by `names`."""
+    return (-SEVERITY.get(status, 0), value is not None,
+            -(value if value is not None else 0.0), *names)
+
+
 def worst_first(metrics: Iterable[Metric]) -> list[Metric]:
-    """Alerts first, then warns, then ok; within a status, larger values first."""
-    return sorted(metrics, key=lambda m: (-SEVERITY[m.status],
-                                          -(m.value if m.value is not None else math.inf),
-                                          m.model_name, m.column_name, m.metric))
+    """`metrics` in `worst_first_key` order."""
+    return sorted(metrics, key=lambda m: worst_first_key(m.status, m.value, m.model_name,
+                                                         m.column_name, m.metric))
 
 
 # --------------------------------------------------------------------------- sources
