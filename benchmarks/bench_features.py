@@ -216,7 +216,7 @@ def _features_job(ctx: RunContext) -> tuple[float, float]:
     write the snapshot and its build-log row, seconds of the whole job).  The job's
     own validation (issue #5's gate, benchmarked as `validate_features_seconds`) is
     timed by the job and taken out of the first figure."""
-    from memberscore.cli import execute, job_arguments
+    from memberscore.runner import execute, job_arguments
 
     def once() -> tuple[float, float]:
         result = execute(ctx, "features", job_arguments("features",

@@ -75,8 +75,8 @@ def _check_history(ctx: RunContext, start: dt.date, end: dt.date) -> None:
 
 
 def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
-    from memberscore.cli import execute, job_arguments
     from memberscore.jobs.generate import params_from
+    from memberscore.runner import execute, job_arguments
 
     result = JobResult("demo")
     gen_args = job_arguments("generate")

@@ -84,7 +84,7 @@ def summary_table(outcomes: list[StepOutcome]) -> list[str]:
 
 
 def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
-    from memberscore.cli import execute, job_arguments
+    from memberscore.runner import execute, job_arguments
 
     run_date: dt.date = args.run_date
     outcomes: list[StepOutcome] = []

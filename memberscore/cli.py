@@ -9,13 +9,10 @@ one line on stderr (a traceback only with --verbose).
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
-import time
 import traceback
 from collections.abc import Sequence
-from typing import NoReturn
 
 from memberscore.args import iso_date, positive_int  # noqa: F401 - re-exported
 from memberscore.commands import COMMANDS
@@ -23,33 +20,14 @@ from memberscore.config import ENVIRONMENTS, load_settings
 from memberscore.context import JobResult, RunContext, new_run_id
 from memberscore.errors import MemberscoreError
 from memberscore.logs import close_run_log, configure_logging, open_run_log
+from memberscore.runner import Parser, execute, job_module
 from memberscore.spark import on_databricks
 
 log = logging.getLogger("memberscore")
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with the contract's one-line error (exit status 2)."""
-
-    def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
-        raise SystemExit(2)
-
-
-def job_module(command: str):  # type: ignore[no-untyped-def]
-    return importlib.import_module(f"memberscore.jobs.{command}")
-
-
-def job_arguments(command: str, argv: Sequence[str] = ()) -> argparse.Namespace:
-    """The Namespace `memberscore <command> <argv...>` would give the job, defaults
-    included; how one job runs another in-process (pipeline, demo)."""
-    parser = _Parser(prog=f"memberscore {command}")
-    job_module(command).add_arguments(parser)
-    return parser.parse_args(list(argv))
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="memberscore",
         description=(
             "Batch features and churn scores for SME members: landing files -> Delta "
@@ -66,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="id recorded with every output row (default: generated)")
     parser.add_argument("--verbose", "-v", action="store_true",
                         help="debug logging and full tracebacks on failure")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     commands.required = True
     for name, summary in COMMANDS.items():
         sub = commands.add_parser(name, help=summary, description=summary)
@@ -89,26 +67,6 @@ def run_command(argv: Sequence[str]) -> JobResult:
         close_run_log()
     if log_file is not None:
         result.messages.append(f"full log: {log_file}")
-    return result
-
-
-def execute(ctx: RunContext, command: str, args: argparse.Namespace) -> JobResult:
-    """Run one job with the boundary log lines; used by the CLI and by `pipeline`."""
-    run_date = getattr(args, "run_date", None)
-    boundary = f"job={command} env={ctx.env} run_id={ctx.run_id}" + (
-        f" run_date={run_date}" if run_date else ""
-    )
-    log.info("%s status=started home=%s", boundary, ctx.paths.home)
-    start = time.monotonic()
-    try:
-        result: JobResult = job_module(command).run(ctx, args)
-    except BaseException as exc:
-        log.info("%s status=failed seconds=%.1f error=%s", boundary,
-                 time.monotonic() - start, type(exc).__name__)
-        raise
-    rows = " ".join(f"{table}={count}" for table, count in result.rows.items())
-    log.info("%s status=ok seconds=%.1f %s", boundary, time.monotonic() - start,
-             f"rows: {rows}" if rows else "")
     return result
 
 

@@ -21,7 +21,7 @@ import pytest
 from pyspark.sql import types as T
 from qualitydata import record_passed
 
-from memberscore.cli import execute, main
+from memberscore.cli import main
 from memberscore.config import load_settings
 from memberscore.context import JobResult, RunContext
 from memberscore.errors import (
@@ -33,6 +33,7 @@ from memberscore.errors import (
     WarehouseError,
 )
 from memberscore.quality import VALIDATED_TABLES, validate_table
+from memberscore.runner import execute
 from memberscore.tables import DRIFT_METRICS_SCHEMA, MEMBER_SCORES_SCHEMA
 from memberscore.warehouse import open_warehouse, publish_day
 from memberscore.warehouse.checksum import DayChecksum, spark_aggregates, sql_checksum_query

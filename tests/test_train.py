@@ -495,7 +495,8 @@ def test_no_labels_or_one_class_is_a_clear_model_error(
 @pytest.mark.slow
 def generated_bank(ctx: RunContext, members: int, days: int) -> Callable[..., JobResult]:
     """generate -> ingest the history (one range); returns the job runner."""
-    from memberscore.cli import build_parser, execute
+    from memberscore.cli import build_parser
+    from memberscore.runner import execute
 
     def job(*argv: str) -> JobResult:
         args = build_parser().parse_args(list(argv))
