@@ -19,38 +19,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import logging
-import time
-from dataclasses import dataclass, field
-
-from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
 from memberscore.args import iso_date
 from memberscore.context import JobResult, RunContext
-from memberscore.errors import ConfigError, InputError
-from memberscore.feature_builds import BuildRecord, InputFingerprint, code_digest, cumulative
-from memberscore.ingest_log import require_ingested
-from memberscore.jobs.features import build_log, now_utc, read_bronze
-from memberscore.logs import Progress
-from memberscore.tables import MEMBER_FEATURES_DAILY
-from memberscore.transforms.features import (
-    assemble_features,
-    day_index,
-    member_days,
-    member_fingerprints,
-)
-from memberscore.transforms.tiles import (
-    MAX_CHUNK_DAYS,
-    counterparty_counts,
-    daily_tiles,
-    history_by_day,
-    late_counts,
-    tiled_aggregates,
-    transaction_fingerprints,
-)
-
-log = logging.getLogger(__name__)
+from memberscore.errors import InputError
+from memberscore.snapshots import build_days, days_between
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,32 +31,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--end", type=iso_date, required=True, help="last day, YYYY-MM-DD")
     parser.add_argument("--force", action="store_true",
                         help="rebuild days already built from the same inputs")
-
-
-@dataclass
-class Tally:
-    """What the backfill did, day by day."""
-
-    built: list[dt.date] = field(default_factory=list)
-    skipped: list[dt.date] = field(default_factory=list)
-    rows: int = 0
-    late: dict[str, int] = field(default_factory=dict)
-
-
-def days_between(start: dt.date, end: dt.date) -> list[dt.date]:
-    return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
-
-
-def chunks(days: list[dt.date], size: int) -> list[list[dt.date]]:
-    """`days` (sorted) in groups that each span at most `size` calendar days: one tile
-    computation per group, however sparse the days in it are."""
-    groups: list[list[dt.date]] = []
-    for day in days:
-        if groups and (day - groups[-1][0]).days < size:
-            groups[-1].append(day)
-        else:
-            groups.append([day])
-    return groups
 
 
 def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
@@ -94,116 +41,3 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
             f"backfill --start {start} is after --end {end}; give the first day first"
         )
     return build_days(ctx, days_between(start, end), force=bool(args.force))
-
-
-def build_days(ctx: RunContext, days: list[dt.date], force: bool = False) -> JobResult:
-    """The snapshots of `days` (any set of days; `train` passes exactly the days its
-    labels need), chunk by chunk: each chunk spans at most `backfill_chunk_days`
-    calendar days and is built from one tile computation."""
-    days = sorted(set(days))
-    if not days:
-        raise InputError("backfill: no days to build")
-    start, end = days[0], days[-1]
-    conf = ctx.settings.features
-    if not 1 <= conf.backfill_chunk_days <= MAX_CHUNK_DAYS:
-        raise ConfigError(
-            f"features.backfill_chunk_days must be between 1 and {MAX_CHUNK_DAYS}, found "
-            f"{conf.backfill_chunk_days}; fix it in conf/<env>.yml"
-        )
-    span = str(start) if start == end else f"{start}..{end}"
-    require_ingested(ctx.lake, ctx.settings.ingest.log_table, days, f"backfill {span}")
-    started = time.perf_counter()
-    transactions, members = read_bronze(ctx, end)
-    code = code_digest()
-    done = Tally()
-    parts = chunks(days, conf.backfill_chunk_days)
-    with Progress(f"backfill {span}", total=len(days)) as shown:
-        for chunk in parts:
-            rows_before = done.rows
-            _backfill_chunk(ctx, transactions, members, chunk, code, force, done)
-            shown.advance(len(chunk), rows=done.rows - rows_before)
-    seconds = time.perf_counter() - started
-
-    log.info("backfill %s..%s built=%d skipped=%d rows=%d seconds=%.1f", start, end,
-             len(done.built), len(done.skipped), done.rows, seconds)
-    late_total = sum(done.late.values())
-    return JobResult(
-        job="backfill",
-        rows={MEMBER_FEATURES_DAILY.name: done.rows},
-        details={
-            "start": start.isoformat(),
-            "end": end.isoformat(),
-            "days_built": [d.isoformat() for d in done.built],
-            "days_skipped": [d.isoformat() for d in done.skipped],
-            "late_txn_count": done.late,
-            "seconds": round(seconds, 3),
-        },
-        messages=[
-            f"{MEMBER_FEATURES_DAILY.name} {start}..{end}: built {len(done.built)} day(s), skipped "
-            f"{len(done.skipped)} already built from the same inputs"
-            + (" (--force rebuilds them)" if done.skipped else ""),
-            f"{done.rows} member rows written, {late_total} late row(s) left out across "
-            f"the built days, {seconds:.1f}s",
-            *([f"the built days are not validated: score and publish refuse a day until "
-               f"`memberscore validate --run-date D` passed for it (first built "
-               f"{done.built[0]}, last {done.built[-1]})"] if done.built else []),
-        ],
-    )
-
-
-def _backfill_chunk(ctx: RunContext, transactions: DataFrame, members: DataFrame,
-                    chunk: list[dt.date], code: str, force: bool, done: Tally) -> None:
-    conf = ctx.settings.features
-    lateness = conf.allowed_lateness_hours
-    first, last = chunk[0], chunk[-1]
-    daily = daily_tiles(transactions, first, last, lateness).persist()
-    try:
-        txn_rows = transaction_fingerprints(daily, last).collect()
-        txn_parts = cumulative(txn_rows, chunk)
-        member_parts = cumulative(member_fingerprints(members, first, last, lateness).collect(),
-                                  chunk)
-        fingerprints = {d: InputFingerprint(d, txn_parts[d], member_parts[d], lateness, code)
-                        for d in chunk}
-        journal = build_log(ctx)
-        fresh = set() if force else journal.up_to_date(fingerprints)
-        todo = [d for d in chunk if d not in fresh]
-        done.skipped.extend(d for d in chunk if d in fresh)
-        if fresh:
-            log.info("backfill %s..%s: %d day(s) already built from the same inputs",
-                     first, last, len(fresh))
-        if not todo:
-            return
-        late = {int(r["day"]): int(r["late_txn_count"])
-                for r in late_counts(daily, first, last).collect()}
-
-        todo_days = [day_index(d) for d in todo]
-        days = member_days(members, first, last, lateness).filter(
-            F.col("day").isin(todo_days))
-        counterparties = counterparty_counts(transactions, first, last, lateness)
-        aggregates = tiled_aggregates(daily, counterparties, days, first, last)
-        computed_at = now_utc()
-        # computed once for the chunk, written in one commit
-        snapshots = assemble_features(aggregates, lateness, ctx.run_id, computed_at,
-                                      history_by_day(txn_rows, todo))
-        log.info("backfill %s..%s: building %d day(s)", first, last, len(todo))
-        commits = ctx.lake.replace_partitions(MEMBER_FEATURES_DAILY.name, snapshots,
-                                              "as_of_date", todo,
-                                              list(MEMBER_FEATURES_DAILY.partition_by))
-        built_at = now_utc()
-        records = []
-        for day, commit in zip(todo, commits, strict=True):
-            fingerprint = fingerprints[day]
-            late_rows = late.get(day_index(day), 0)
-            records.append(BuildRecord(
-                as_of_date=day, input_fingerprint=fingerprint.digest,
-                transaction_rows=fingerprint.transactions.rows,
-                member_rows=fingerprint.members.rows, late_txn_count=late_rows,
-                rows_written=commit.rows_written, feature_table_version=commit.version,
-                job="backfill", run_id=ctx.run_id, built_at=built_at,
-            ))
-            done.built.append(day)
-            done.rows += commit.rows_written
-            done.late[day.isoformat()] = late_rows
-        journal.record(records)
-    finally:
-        daily.unpersist()

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from memberscore.jobs.generate import add_size_arguments
+    from memberscore.synthetic import add_size_arguments
 
     add_size_arguments(parser)
 
@@ -56,7 +56,7 @@ def _check_history(ctx: RunContext, start: dt.date, end: dt.date) -> None:
     complete windows, with train's message and the --days that works."""
     from memberscore.errors import ModelError
     from memberscore.feature_registry import model_feature_names, required_history_days
-    from memberscore.jobs.train import History
+    from memberscore.models.history import History
     from memberscore.synthetic import label_dates
 
     required = required_history_days(model_feature_names())
@@ -75,14 +75,14 @@ def _check_history(ctx: RunContext, start: dt.date, end: dt.date) -> None:
 
 
 def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
-    from memberscore.jobs.generate import params_from
     from memberscore.runner import execute, job_arguments
+    from memberscore.synthetic import params_from
 
     result = JobResult("demo")
     gen_args = job_arguments("generate")
     gen_args.members, gen_args.days, gen_args.seed = args.members, args.days, args.seed
     gen_args.shift_from, gen_args.shift_factor = args.shift_from, args.shift_factor
-    params = params_from(ctx, gen_args)
+    params = params_from(ctx.settings.generate, gen_args)
     if not _has_champion(ctx):
         _check_history(ctx, params.start_date, params.end_date)
     gen_args.end_date = params.end_date

@@ -21,13 +21,9 @@ import datetime as dt
 import logging
 import time
 
-from pyspark.sql import DataFrame
-
 from memberscore.args import iso_date
 from memberscore.context import JobResult, RunContext
-from memberscore.errors import InputError
 from memberscore.feature_builds import (
-    BuildLog,
     BuildRecord,
     InputFingerprint,
     RowsFingerprint,
@@ -37,7 +33,7 @@ from memberscore.feature_builds import (
 from memberscore.feature_registry import MAX_WINDOW_DAYS
 from memberscore.ingest_log import require_ingested
 from memberscore.quality import validate_table
-from memberscore.schemas import bronze_table
+from memberscore.snapshots import build_log, now_utc, read_bronze
 from memberscore.tables import MEMBER_FEATURES_DAILY
 from memberscore.transforms.features import (
     assemble_features,
@@ -57,32 +53,6 @@ log = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-date", type=iso_date, required=True,
                         help="the day to process, YYYY-MM-DD (UTC)")
-
-
-def read_bronze(ctx: RunContext, as_of: dt.date) -> tuple[DataFrame, DataFrame]:
-    """(transactions, members) bronze tables; a clear error when ingest has not run."""
-    frames = []
-    for source in ("transactions", "members"):
-        table = bronze_table(source)
-        if not ctx.lake.exists(table):
-            raise InputError(
-                f"features need the bronze table {table!r}, which does not exist at "
-                f"{ctx.lake.location(table)}; run `memberscore ingest --run-date "
-                f"{as_of.isoformat()}` (and the days before it) first"
-            )
-        frames.append(ctx.lake.read(table))
-    return frames[0], frames[1]
-
-
-def build_log(ctx: RunContext) -> BuildLog:
-    """The feature build log of this environment."""
-    conf = ctx.settings.features
-    return BuildLog(ctx.lake, conf.build_log_table, MEMBER_FEATURES_DAILY.name)
-
-
-def now_utc() -> dt.datetime:
-    """computed_at / built_at: now, UTC, to the microsecond Spark keeps."""
-    return dt.datetime.now(dt.UTC)
 
 
 def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:

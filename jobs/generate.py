@@ -12,28 +12,17 @@ import logging
 
 import pyarrow.compute as pc
 
-from memberscore.args import iso_date, positive_int
+from memberscore.args import iso_date
 from memberscore.context import JobResult, RunContext
-from memberscore.errors import InputError
 from memberscore.landing import generate_landing
-from memberscore.synthetic import LABEL_HORIZON_DAYS, MIN_DAYS_FOR_LABELS, GenerateParams
+from memberscore.synthetic import (
+    LABEL_HORIZON_DAYS,
+    MIN_DAYS_FOR_LABELS,
+    add_size_arguments,
+    params_from,
+)
 
 log = logging.getLogger(__name__)
-
-
-def add_size_arguments(parser: argparse.ArgumentParser) -> None:
-    """--members, --days, --seed: what `generate` and `demo` share."""
-    parser.add_argument("--members", type=positive_int, default=None,
-                        help="members to generate (default: conf generate.members)")
-    parser.add_argument("--days", type=positive_int, default=None,
-                        help="days of history to generate (default: conf generate.days)")
-    parser.add_argument("--seed", type=int, default=None, help="random seed (default: conf)")
-    parser.add_argument("--shift-from", type=iso_date, default=None,
-                        help="from this day on, members transact --shift-factor times as "
-                             "often (a deliberate behaviour change, to see drift); "
-                             "default: none, the bank is stationary")
-    parser.add_argument("--shift-factor", type=float, default=1.5,
-                        help="the transaction rate multiplier of --shift-from (default 1.5)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,21 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="generate no dirty rows (no quarantine exercise)")
 
 
-def params_from(ctx: RunContext, args: argparse.Namespace) -> GenerateParams:
-    """The generator parameters: command-line values, else conf `generate`."""
-    try:
-        return GenerateParams.from_settings(
-            ctx.settings.generate, args.end_date, members=args.members, days=args.days,
-            seed=args.seed, clean=args.clean, shift_from=getattr(args, "shift_from", None),
-            shift_factor=getattr(args, "shift_factor", 1.5)
-            if getattr(args, "shift_from", None) else 1.0)
-    except ValueError as exc:
-        raise InputError(f"cannot generate: {exc} (from the command line or conf "
-                         "`generate`)") from None
-
-
 def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
-    params = params_from(ctx, args)
+    params = params_from(ctx.settings.generate, args)
     root = ctx.paths.landing
     log.info("generating members=%d days=%d (%s..%s) seed=%d dirty_share=%s into %s",
              params.members, params.days, params.start_date, params.end_date, params.seed,

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
-from dataclasses import dataclass
 
 import pandas as pd
 from pyspark.sql import DataFrame
@@ -33,7 +32,6 @@ from memberscore.args import iso_date
 from memberscore.context import JobResult, RunContext
 from memberscore.errors import MemberscoreError, ModelError
 from memberscore.feature_registry import model_feature_names, required_history_days
-from memberscore.jobs.backfill import build_days
 from memberscore.models.baseline import build_baseline
 from memberscore.models.estimator import (
     LABEL,
@@ -44,11 +42,13 @@ from memberscore.models.estimator import (
     fit,
     time_split,
 )
+from memberscore.models.history import History
 from memberscore.models.promotion import Decision, calibration, champion_auc, decide
 from memberscore.models.registry import ModelRegistry, ResolvedModel
 from memberscore.models.tracking import configure_mlflow
 from memberscore.models.training_run import LoggedRun, log_training_run, run_name
 from memberscore.schemas import bronze_table
+from memberscore.snapshots import build_days
 from memberscore.tables import MEMBER_FEATURES_DAILY
 from memberscore.transforms.training import (
     HAS_SNAPSHOT,
@@ -208,52 +208,6 @@ def _ensure_snapshots(ctx: RunContext, label_dates: list[dt.date],
         ) from exc
     log.info("train: %s", " ".join(result.messages[:2]))
     return runs
-
-
-@dataclass(frozen=True)
-class History:
-    """How much transaction history the lake has for the labels' snapshots."""
-
-    required_days: int
-    first_booked: dt.date | None  # the lake's first booked day (any row)
-    label_dates: list[dt.date]
-
-    def complete(self, snapshot: dt.date) -> bool:
-        """Whether a snapshot of this day can have complete windows (its history
-        may still be shorter when early rows were ingested late, and without bronze
-        transactions nothing is known: the training set checks each snapshot's own
-        `history_days`)."""
-        return (self.first_booked is None
-                or (snapshot - self.first_booked).days + 1 >= self.required_days)
-
-    @property
-    def complete_label_dates(self) -> list[dt.date]:
-        return [d for d in self.label_dates if self.complete(d - dt.timedelta(days=1))]
-
-    def failure(self, dropped: int) -> str:
-        """The one-line error when no label is left."""
-        first_snapshot = self.label_dates[0] - dt.timedelta(days=1)
-        last_snapshot = self.label_dates[-1] - dt.timedelta(days=1)
-        if self.first_booked is None:
-            has = "no transactions"
-            fix_end = last_snapshot
-        else:
-            seen = (last_snapshot - self.first_booked).days + 1
-            has = (f"transactions from {self.first_booked} on, {max(seen, 0)} day(s) "
-                   f"before the last label's snapshot ({last_snapshot})")
-            fix_end = self.first_booked - dt.timedelta(days=1)
-        fix_start = first_snapshot - dt.timedelta(days=self.required_days - 1)
-        first_ok = (self.first_booked + dt.timedelta(days=self.required_days)
-                    if self.first_booked else None)
-        return (
-            f"no label can be trained on: all {dropped} label(s) have snapshots with "
-            f"incomplete windows; the model's features need {self.required_days} days of "
-            f"transaction history behind a snapshot and the lake has {has}. Ingest the "
-            f"earlier history with `memberscore ingest --start {fix_start} --end "
-            f"{fix_end}`"
-            + (f", or train once labels dated after {first_ok} have landed"
-               if first_ok else "")
-        )
 
 
 def _history(ctx: RunContext, label_dates: list[dt.date], required: int) -> History:

@@ -21,7 +21,7 @@ from memberscore.context import JobResult, RunContext, new_run_id
 from memberscore.errors import MemberscoreError
 from memberscore.logs import close_run_log, configure_logging, open_run_log
 from memberscore.runner import Parser, execute, job_module
-from memberscore.spark import on_databricks
+from memberscore.runtime import on_databricks
 
 log = logging.getLogger("memberscore")
 

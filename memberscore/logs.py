@@ -87,7 +87,7 @@ class _ConsoleFormatter(logging.Formatter):
 def configure_logging(verbose: bool = False) -> None:
     """Console logging for this process (see the module docstring); called by every
     command, again with each command's --verbose."""
-    from memberscore.spark import on_databricks
+    from memberscore.runtime import on_databricks
 
     _state.verbose = verbose
     _state.console_info = verbose or on_databricks()

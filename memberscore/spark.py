@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from memberscore.errors import MissingDependencyError
 from memberscore.logs import process_output_to_run_log
+from memberscore.runtime import on_databricks
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -40,11 +41,6 @@ DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 JARS_MANIFEST = "jars.txt"
 FETCH_JARS = "make jars"
-
-
-def on_databricks() -> bool:
-    """True inside a Databricks runtime (job cluster, all-purpose cluster, serverless)."""
-    return "DATABRICKS_RUNTIME_VERSION" in os.environ
 
 
 def java_major_version() -> int | None:

@@ -42,6 +42,7 @@ rows in the same order (and `memberscore.landing` writes them as the same bytes)
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -51,7 +52,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from memberscore.args import iso_date, positive_int
 from memberscore.config import GenerateSettings
+from memberscore.errors import InputError
 from memberscore.schemas import CHANNELS, LEGAL_FORMS, STATUSES
 
 # ----------------------------------------------------------------------------- knobs
@@ -1127,3 +1130,35 @@ def _truth(cal: _Calendar, m: _Members) -> pa.Table:
         "is_abrupt_churn": pa.array(m.abrupt & churns),
         "has_dip": pa.array(m.dip_start != _NEVER),
     })
+
+
+# ----------------------------------------------------------------------------- command line
+# what `generate` and `demo` share
+
+
+def add_size_arguments(parser: argparse.ArgumentParser) -> None:
+    """--members, --days, --seed: what `generate` and `demo` share."""
+    parser.add_argument("--members", type=positive_int, default=None,
+                        help="members to generate (default: conf generate.members)")
+    parser.add_argument("--days", type=positive_int, default=None,
+                        help="days of history to generate (default: conf generate.days)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default: conf)")
+    parser.add_argument("--shift-from", type=iso_date, default=None,
+                        help="from this day on, members transact --shift-factor times as "
+                             "often (a deliberate behaviour change, to see drift); "
+                             "default: none, the bank is stationary")
+    parser.add_argument("--shift-factor", type=float, default=1.5,
+                        help="the transaction rate multiplier of --shift-from (default 1.5)")
+
+
+def params_from(conf: GenerateSettings, args: argparse.Namespace) -> GenerateParams:
+    """The generator parameters: command-line values, else conf `generate`."""
+    try:
+        return GenerateParams.from_settings(
+            conf, args.end_date, members=args.members, days=args.days,
+            seed=args.seed, clean=args.clean, shift_from=getattr(args, "shift_from", None),
+            shift_factor=getattr(args, "shift_factor", 1.5)
+            if getattr(args, "shift_from", None) else 1.0)
+    except ValueError as exc:
+        raise InputError(f"cannot generate: {exc} (from the command line or conf "
+                         "`generate`)") from None

@@ -25,6 +25,7 @@ from featuredata import (
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from memberscore import snapshots
 from memberscore.cli import main
 from memberscore.config import Settings
 from memberscore.context import RunContext
@@ -268,7 +269,7 @@ def test_an_interrupted_backfill_keeps_its_written_chunks_and_resumes(
 
     monkeypatch.setattr(lake_class, "replace_where", failing_replace)
     with pytest.raises(OSError, match="injected"):
-        backfill.build_days(ctx, days)
+        snapshots.build_days(ctx, days)
     monkeypatch.setattr(lake_class, "replace_where", real_replace)
 
     written = sorted({r["as_of_date"] for r in ctx.lake.read(table).collect()})
