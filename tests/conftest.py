@@ -16,6 +16,7 @@ os.environ.setdefault("PYSPARK_PYTHON", os.environ.get("PYSPARK_PYTHON", "python
 
 from memberscore.config import Settings, load_settings
 from memberscore.context import RunContext
+from memberscore.warehouse import WarehouseConnection
 
 # Spark evaluates expressions interpreted in the test session, not compiled to Java.
 # Every plan of this suite runs over a few hundred rows, once: compiling it (Janino,
@@ -113,3 +114,20 @@ def compiled_spark(spark):  # type: ignore[no-untyped-def]
     finally:
         for key, value in previous.items():
             spark.conf.set(key, value)
+
+
+@pytest.fixture
+def warehouse(ctx: RunContext) -> Iterator[WarehouseConnection]:
+    """A session on this test's local warehouse (its server started for the test);
+    publishes in the test reuse the server."""
+    from memberscore.warehouse import open_warehouse
+
+    with open_warehouse(ctx.settings, ctx.paths.warehouse, purpose="test") as conn:
+        yield conn
+
+
+@pytest.fixture(scope="module")
+def mlflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One MLflow store per test module (creating a SQLite store costs about 1 s);
+    tests stay isolated by model name and by their own lake."""
+    return tmp_path_factory.mktemp("mlflow-home")

@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -96,12 +95,6 @@ def publish(ctx: RunContext, day: dt.date, *tables: str) -> JobResult:
     args = argparse.Namespace(run_date=day, table=list(tables) or None)
     return execute(ctx, "publish", args)
 
-
-@pytest.fixture
-def warehouse(ctx: RunContext) -> Iterator[WarehouseConnection]:
-    """A session on this test's local warehouse; publishes in the test reuse its server."""
-    with open_warehouse(ctx.settings, ctx.paths.warehouse, purpose="test") as conn:
-        yield conn
 
 
 def scores_in(conn: WarehouseConnection, day: dt.date) -> list[tuple]:

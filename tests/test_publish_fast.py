@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -19,7 +18,7 @@ from pyspark.sql import types as T
 from memberscore.context import RunContext
 from memberscore.errors import WarehouseError
 from memberscore.tables import MEMBER_SCORES_SCHEMA
-from memberscore.warehouse import open_warehouse, publish_day
+from memberscore.warehouse import publish_day
 from memberscore.warehouse.checksum import (
     DayChecksum,
     arrow_checksum,
@@ -63,11 +62,6 @@ def reference(keys: list[tuple]) -> DayChecksum:
                 for k in keys)
     return DayChecksum(len(keys), total)
 
-
-@pytest.fixture
-def warehouse(ctx: RunContext) -> Iterator[WarehouseConnection]:
-    with open_warehouse(ctx.settings, ctx.paths.warehouse, purpose="test") as conn:
-        yield conn
 
 
 def _edge_arrow() -> pa.Table:

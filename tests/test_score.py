@@ -41,10 +41,6 @@ SCORES = "member_scores"
 # --------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="module")
-def mlflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("mlflow-home")
-
 
 @pytest.fixture(scope="module")
 def registered(mlflow_home: Path, spark: SparkSession) -> dict[str, str]:

@@ -52,12 +52,6 @@ L1, L2 = D(2026, 3, 10), D(2026, 3, 17)
 # --------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="module")
-def mlflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One MLflow store for the module (creating a SQLite store costs ~1 s); tests stay
-    isolated by model name and by their own lake."""
-    return tmp_path_factory.mktemp("mlflow-home")
-
 
 def job_ctx(settings: Settings, spark: SparkSession, mlflow_home: Path, tmp_path: Path,
             name: str, lake: str = "lake", **models: object) -> RunContext:
