@@ -91,13 +91,8 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
         code_digest(),
     )
     late = int(totals["late_txn_count"])
-    build_log(ctx).record([BuildRecord(
-        as_of_date=day, input_fingerprint=fingerprint.digest,
-        transaction_rows=fingerprint.transactions.rows,
-        member_rows=fingerprint.members.rows, late_txn_count=late,
-        rows_written=commit.rows_written, feature_table_version=commit.version,
-        job="features", run_id=ctx.run_id, built_at=computed_at,
-    )])
+    build_log(ctx).record([BuildRecord.of(fingerprint, late, commit, job="features",
+                                          run_id=ctx.run_id, built_at=computed_at)])
     mark = time.perf_counter()
     validation = validate_table(ctx, MEMBER_FEATURES_DAILY.name, day, raise_on_critical=False)
     timings["validate_seconds"] = time.perf_counter() - mark

@@ -38,7 +38,7 @@ from pyspark.sql import types as T
 if TYPE_CHECKING:
     from pyspark.sql import Row
 
-    from memberscore.lake import Lake
+    from memberscore.lake import Commit, Lake
 
 FINGERPRINT_VERSION = 1
 
@@ -143,6 +143,17 @@ class BuildRecord:
     job: str
     run_id: str
     built_at: dt.datetime
+
+    @classmethod
+    def of(cls, fingerprint: InputFingerprint, late_txn_count: int, commit: Commit, *,
+           job: str, run_id: str, built_at: dt.datetime) -> BuildRecord:
+        """The record of the snapshot of `fingerprint.as_of_date` that `commit` wrote."""
+        return cls(
+            as_of_date=fingerprint.as_of_date, input_fingerprint=fingerprint.digest,
+            transaction_rows=fingerprint.transactions.rows,
+            member_rows=fingerprint.members.rows, late_txn_count=late_txn_count,
+            rows_written=commit.rows_written, feature_table_version=commit.version,
+            job=job, run_id=run_id, built_at=built_at)
 
 
 class BuildLog:

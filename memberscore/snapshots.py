@@ -203,13 +203,8 @@ def _backfill_chunk(ctx: RunContext, transactions: DataFrame, members: DataFrame
         for day, commit in zip(todo, commits, strict=True):
             fingerprint = fingerprints[day]
             late_rows = late.get(day_index(day), 0)
-            records.append(BuildRecord(
-                as_of_date=day, input_fingerprint=fingerprint.digest,
-                transaction_rows=fingerprint.transactions.rows,
-                member_rows=fingerprint.members.rows, late_txn_count=late_rows,
-                rows_written=commit.rows_written, feature_table_version=commit.version,
-                job="backfill", run_id=ctx.run_id, built_at=built_at,
-            ))
+            records.append(BuildRecord.of(fingerprint, late_rows, commit, job="backfill",
+                                          run_id=ctx.run_id, built_at=built_at))
             done.built.append(day)
             done.rows += commit.rows_written
             done.late[day.isoformat()] = late_rows
