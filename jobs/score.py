@@ -37,7 +37,7 @@ from memberscore.models.signature import input_columns, input_spark_types, signa
 from memberscore.models.tracking import configure_mlflow
 from memberscore.quality import require_passed, validate_table
 from memberscore.tables import MEMBER_FEATURES_DAILY, MEMBER_SCORES
-from memberscore.transforms.scoring import check_bands, shape_scores
+from memberscore.transforms.scoring import shape_scores
 from memberscore.transforms.training import model_inputs
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,6 @@ def require_snapshot(ctx: RunContext, run_date: dt.date) -> DataFrame:
 def score_snapshot(ctx: RunContext, run_date: dt.date, snapshot: DataFrame) -> JobResult:
     """Resolve, check, score and write D's rows for every configured model."""
     conf = ctx.settings.models
-    check_bands(conf.score_bands)
     registry = ModelRegistry(configure_mlflow(ctx))
     champions = [registry.resolve(name, conf.champion_alias) for name in conf.names]
     signatures = {model: registry.signature(model) for model in champions}

@@ -15,11 +15,12 @@ and print as `Secret(${NAME})`, never as the value.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from importlib import resources
@@ -352,6 +353,7 @@ def load_settings(env: str = "local", conf_dir: str | Path | None = None) -> Set
     origin["env"] = "--env"
     settings = _bind(Settings, merged, origin, base_where, "")
     _check_names(settings)
+    check_score_bands(settings.models.score_bands)
     return settings
 
 
@@ -504,3 +506,31 @@ def _coerce(tp: Any, value: Any, key: str, where: str, origin: dict[str, str],
             )
         return value
     raise ConfigError(f"{where}: key '{key}' has an unsupported type {tp!r}")  # pragma: no cover
+
+
+def check_score_bands(bands: Sequence[ScoreBand]) -> None:
+    """Bands must tile [0, 1] without gaps or overlaps, so every probability gets
+    exactly one band; ConfigError lists every problem found."""
+    problems: list[str] = []
+    ordered = sorted(bands, key=lambda b: b.lower)
+    if not ordered:
+        problems.append("no bands are configured")
+    for band in ordered:
+        if not band.lower < band.upper:
+            problems.append(f"band {band.name!r} has lower {band.lower} >= upper {band.upper}")
+    for previous, current in itertools.pairwise(ordered):
+        if current.lower != previous.upper:
+            problems.append(
+                f"band {current.name!r} starts at {current.lower} but {previous.name!r} "
+                f"ends at {previous.upper} (bands must meet exactly)"
+            )
+    if ordered and ordered[0].lower > 0.0:
+        problems.append(f"the lowest band starts at {ordered[0].lower}, not at 0")
+    if ordered and ordered[-1].upper <= 1.0:
+        problems.append(f"the highest band ends at {ordered[-1].upper}; it must end above 1 "
+                        "(upper bounds are exclusive) so a score of 1.0 has a band")
+    names = [b.name for b in bands]
+    if len(set(names)) != len(names):
+        problems.append(f"band names repeat: {names}")
+    if problems:
+        raise ConfigError("models.score_bands is invalid: " + "; ".join(problems))

@@ -116,6 +116,16 @@ def test_wrong_type_is_refused(conf_dir: Path) -> None:
         load_settings("local", conf_dir)
 
 
+def test_score_bands_that_leave_a_gap_are_refused_when_the_conf_is_loaded(
+        conf_dir: Path) -> None:
+    path = conf_dir / "base.yml"
+    path.write_text(path.read_text().replace("{name: medium, lower: 0.2, upper: 0.5}",
+                                             "{name: medium, lower: 0.25, upper: 0.5}"))
+    with pytest.raises(ConfigError, match=r"models.score_bands is invalid: band 'medium' "
+                                          r"starts at 0.25 but 'low' ends at 0.2"):
+        load_settings("local", conf_dir)
+
+
 def test_bad_choice_is_refused(conf_dir: Path) -> None:
     path = conf_dir / "local.yml"
     path.write_text(path.read_text() + "\nlake:\n  backend: parquet\n")

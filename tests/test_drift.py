@@ -16,7 +16,6 @@ from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 from scipy.stats import ks_2samp
 
-from memberscore.config import MonitorSettings
 from memberscore.models import baseline as bl
 from memberscore.tables import DRIFT_METRICS_SCHEMA
 from memberscore.transforms.drift import (
@@ -26,6 +25,7 @@ from memberscore.transforms.drift import (
     BaselineColumn,
     ColumnProfile,
     Metric,
+    Thresholds,
     column_metrics,
     column_psi,
     freshness_metric,
@@ -41,8 +41,7 @@ from memberscore.transforms.drift import (
     worst_first,
 )
 
-CONF = MonitorSettings(psi_warn=0.1, psi_alert=0.25, ks_warn=0.1, ks_alert=0.2, psi_bins=10,
-                       warn_only=False, max_source_staleness_hours=36.0)
+CONF = Thresholds(psi_warn=0.1, psi_alert=0.25, ks_warn=0.1, ks_alert=0.2)
 UTC = dt.UTC
 
 

@@ -1,5 +1,6 @@
 """The layers of the code (docs/architecture.md): jobs run on the library layer and
-never import each other or the CLI; transforms import no job, no CLI and no I/O layer."""
+never import each other or the CLI; transforms import no job, no CLI, no config and
+no I/O layer."""
 
 from __future__ import annotations
 
@@ -39,8 +40,11 @@ def test_jobs_never_import_jobs_or_the_cli() -> None:
 
 @pytest.mark.parametrize("forbidden", ["memberscore.jobs", "memberscore.cli",
                                        "memberscore.runner", "memberscore.lake",
-                                       "memberscore.warehouse"])
-def test_transforms_import_no_job_cli_or_io_layer(forbidden: str) -> None:
+                                       "memberscore.warehouse", "memberscore.config",
+                                       "memberscore.errors"])
+def test_transforms_import_no_job_cli_config_or_io_layer(forbidden: str) -> None:
+    """Transforms take plain values (frames, columns, numbers): no settings objects,
+    no config errors."""
     assert _offending("transforms", (forbidden,)) == {}
 
 

@@ -22,7 +22,7 @@ from pyspark.sql import types as T
 from qualitydata import record_passed
 
 from memberscore.cli import main
-from memberscore.config import ScoreBand, Settings, load_settings
+from memberscore.config import ScoreBand, Settings, check_score_bands, load_settings
 from memberscore.context import RunContext
 from memberscore.errors import ConfigError, InputError, ModelError, QualityGateError
 from memberscore.jobs import score
@@ -31,7 +31,7 @@ from memberscore.models.registry import ModelRegistry
 from memberscore.models.tracking import configure_mlflow
 from memberscore.models.training_run import log_training_run
 from memberscore.quality import require_passed
-from memberscore.transforms.scoring import check_bands, score_band
+from memberscore.transforms.scoring import score_band
 from memberscore.transforms.training import model_inputs
 
 D1, D2 = dt.date(2026, 3, 31), dt.date(2026, 4, 1)
@@ -308,13 +308,13 @@ def test_bands_are_lower_inclusive_upper_exclusive(spark: SparkSession) -> None:
 
 
 def test_bands_with_gaps_overlaps_or_short_of_one_are_refused() -> None:
-    check_bands(BANDS)
+    check_score_bands(BANDS)
     bad = (ScoreBand("low", 0.0, 0.2), ScoreBand("mid", 0.3, 0.5), ScoreBand("high", 0.4, 1.0))
     with pytest.raises(ConfigError) as err:
-        check_bands(bad)
+        check_score_bands(bad)
     message = str(err.value)
     assert "'mid' starts at 0.3 but 'low' ends at 0.2" in message
     assert "'high' starts at 0.4 but 'mid' ends at 0.5" in message
     assert "the highest band ends at 1.0" in message
     with pytest.raises(ConfigError, match="no bands"):
-        check_bands(())
+        check_score_bands(())

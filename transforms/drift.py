@@ -54,7 +54,6 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from memberscore.config import MonitorSettings
 from memberscore.tables import DRIFT_METRICS_SCHEMA
 
 PSI_EPSILON = 1e-4
@@ -65,6 +64,17 @@ STATUSES = (OK, WARN, ALERT)
 SEVERITY = {OK: 0, WARN: 1, ALERT: 2}
 
 PSI, KS = "psi", "ks"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Where PSI and KS turn a column's status to warn and to alert (conf `monitor`)."""
+
+    psi_warn: float
+    psi_alert: float
+    ks_warn: float
+    ks_alert: float
+
 FRESHNESS_HOURS, LATE_ROWS = "freshness_hours", "late_rows"
 # prediction drift: the day's mean score / the training set's churn rate
 MEAN_SCORE_RATIO = "mean_score_vs_base_rate"
@@ -370,7 +380,7 @@ class Metric:
 
 def column_metrics(model_name: str, column: str, baseline: BaselineColumn | None,
                    profile: ColumnProfile | None, numeric: bool,
-                   conf: MonitorSettings) -> list[Metric]:
+                   conf: Thresholds) -> list[Metric]:
     """PSI (and KS for numeric columns) of one model column.
 
     A column missing on one side gets value-null, warn rows naming the side: the

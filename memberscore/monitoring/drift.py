@@ -35,6 +35,7 @@ from memberscore.transforms.drift import (
     STATUSES,
     ColumnProfile,
     Metric,
+    Thresholds,
     column_metrics,
     freshness_metric,
     late_rows_metric,
@@ -151,16 +152,17 @@ def measure_drift(ctx: RunContext, run_date: dt.date) -> DriftMeasurement:
     sources = measure_sources(ctx, run_date)
     max_hours = conf.monitor.max_source_staleness_hours
     metrics: list[Metric] = []
+    limits = Thresholds(conf.monitor.psi_warn, conf.monitor.psi_alert, conf.monitor.ks_warn,
+                        conf.monitor.ks_alert)
     for baseline in baselines:
         name = baseline.name
         for column in monitored[name]:
             profile = feature_profiles.get((None, column))
             metrics += column_metrics(
                 name, column, baseline.columns.get(column), profile,
-                numeric.get(column, True), conf.monitor)
+                numeric.get(column, True), limits)
         metrics += column_metrics(name, SCORE_COLUMN, baseline.columns.get(SCORE_COLUMN),
-                                  score_profiles.get((name, SCORE_COLUMN)), True,
-                                  conf.monitor)
+                                  score_profiles.get((name, SCORE_COLUMN)), True, limits)
         metrics.append(prediction_drift_metric(name, mean_scores.get(name),
                                                baseline.label_rate))
         for source in sources:
