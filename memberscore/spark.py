@@ -180,8 +180,8 @@ def get_spark(settings: SparkSettings) -> SparkSession:
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.sql.adaptive.enabled", "true")
         # The delta-rs lake hands Spark the exact file list of a version; above this
-        # many paths Spark would run a distributed job just to stat them (0.3-0.5 s
-        # per read of a 90-day bronze table, measured), so stat them on the driver.
+        # many paths Spark would run a distributed job just to stat them, so stat
+        # them on the driver.
         .config("spark.sql.sources.parallelPartitionDiscovery.threshold", "100000")
     )
     if os.environ["PYSPARK_PYTHON"] == sys.executable:
@@ -196,8 +196,7 @@ def get_spark(settings: SparkSettings) -> SparkSession:
         .config("spark.sql.catalog.spark_catalog", DELTA_CATALOG)
         # Delta rebuilds a table's state (its file list) after every commit, with a
         # shuffle of this many partitions: 50 by default, sized for clusters.  A local
-        # lake's log is small; one partition made a replace + read + count of a
-        # day 20% faster than two, and 2.5x faster than 50 (measured, 2 cores).
+        # lake's log is small: one partition (docs/lake.md has the measurement).
         .config("spark.databricks.delta.snapshotPartitions", "1")
     )
     for key, value in settings.extra_conf.items():

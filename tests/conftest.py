@@ -20,10 +20,10 @@ from memberscore.warehouse import WarehouseConnection
 
 # Spark evaluates expressions interpreted in the test session, not compiled to Java.
 # Every plan of this suite runs over a few hundred rows, once: compiling it (Janino,
-# per query stage) costs more than running it.  Measured on 38 tests of features,
-# validate and score (2 cores): 169 s compiled, 138 s interpreted.  The same engine
-# and plans, only the evaluation of expressions differs; `compiled_spark` gives a test
-# Spark's default, the mode production runs (the demo tests use it).
+# per query stage) costs more than running it (docs/development.md has the figures).
+# The same engine and plans, only the evaluation of expressions differs;
+# `compiled_spark` gives a test Spark's default, the mode production runs (the demo
+# tests use it).
 INTERPRETED = {"spark.sql.codegen.wholeStage": "false",
                "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
 

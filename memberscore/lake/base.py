@@ -153,8 +153,8 @@ class Lake(ABC):
     ) -> Commit:
         """`replace_where` for a few rows held in Python (tuples in `schema`'s column
         order): run metadata such as validation results.  This default builds a Spark
-        frame; the delta-rs backend commits them without Spark (0.01 s against 0.2 s
-        a write, measured)."""
+        frame; the delta-rs backend commits them without Spark (docs/lake.md has
+        the figures)."""
         return self.replace_where(table, self.spark.createDataFrame(list(rows), schema),
                                   where, partition_by)
 
