@@ -141,11 +141,14 @@ def kill_group(process: subprocess.Popen[str]) -> None:
 
 
 def wait_for_line(log: Path, text: str, process: subprocess.Popen[str],
-                  timeout: float = 300) -> bool:
-    """Wait until `text` appears in the process's output (True), or it ended."""
+                  timeout: float = 300, home: Path | None = None) -> bool:
+    """Wait until `text` appears in the process's output, or in the run logs under
+    `home`/logs/ (where INFO lines go; the console has only warnings and progress),
+    (True), or the process ended (False)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if log.exists() and text in log.read_text(errors="replace"):
+        files = [log, *(sorted((home / "logs").glob("*.log")) if home is not None else [])]
+        if any(f.exists() and text in f.read_text(errors="replace") for f in files):
             return True
         if process.poll() is not None:
             return False

@@ -135,12 +135,12 @@ COLD_FACTOR = 1.5
 def _kill_and_rerun(label: str, base: Base, reference: Path, home: Path, args: list[str],
                     table: str, keys: list[str], warm: float, share: float) -> Outcome:
     started = time.monotonic()
-    still_running = False
+    still_running = started_spark = False
     for attempt in range(3):  # a process that finished first is tried again, sooner
         copy_home(base.home, home)
         log = home.parent / f"{home.name}.log"
         process = spawn(home, *args, log=log)
-        wait_for_line(log, SPARK_START, process)
+        started_spark = wait_for_line(log, SPARK_START, process, home=home)
         delay = (SPARK_START_SECONDS + share * COLD_FACTOR * warm) * 0.6 ** attempt
         time.sleep(delay)
         still_running = process.poll() is None
@@ -149,6 +149,8 @@ def _kill_and_rerun(label: str, base: Base, reference: Path, home: Path, args: l
             break
     rerun = run_here(home, *args)
     out = Outcome(label, exit=rerun.code)
+    out.expect(started_spark, f"no {SPARK_START!r} line in the run log: the kill was not "
+                              "timed from Spark's start")
     out.expect(still_running, "the job ended before every kill (the case proved nothing)")
     out.expect(rerun.code == 0, f"the rerun failed: {rerun.errors()}")
     column = "landing_date" if table.startswith("bronze") else "as_of_date"
@@ -174,7 +176,7 @@ def _kill_publish(base: Base, home: Path, point: str) -> Outcome:
     log = home.parent / f"{home.name}.log"
     process = spawn(home, "publish", "--run-date", base.d,
                     env={"MEMBERSCORE_FAULT": f"publish:{point}:hang"}, log=log)
-    reached = wait_for_line(log, f"hanging at publish:{point}", process)
+    reached = wait_for_line(log, f"hanging at publish:{point}", process, home=home)
     kill_group(process)
     mid = _published(home, base.day)
     rerun = run_here(home, "publish", "--run-date", base.d)
@@ -324,7 +326,7 @@ def _two_publishes(base: Base, work: Path) -> Outcome:
     log = home.parent / "two-publishes.log"
     first = spawn(home, "publish", "--run-date", base.d,
                   env={"MEMBERSCORE_FAULT": "publish:before_commit:hang"}, log=log)
-    reached = wait_for_line(log, "hanging at publish:before_commit", first)
+    reached = wait_for_line(log, "hanging at publish:before_commit", first, home=home)
     second = run_here(home, "publish", "--run-date", base.d)
     kill_group(first)
     third = run_here(home, "publish", "--run-date", base.d)
