@@ -37,9 +37,6 @@ COUNT = T.LongType()
 SHARE = T.DoubleType()
 DAYS = T.IntegerType()
 
-# The longest feature window; the transform reads only the transactions it needs.
-MAX_WINDOW_DAYS = 90
-
 
 @dataclass(frozen=True)
 class Feature:
@@ -155,6 +152,10 @@ def key_names() -> list[str]:
 def feature_names() -> list[str]:
     """Every feature column (not keys, not lineage), in table order."""
     return [f.name for f in FEATURES if f.role == "feature"]
+
+
+# The longest feature window; the transforms read only the transactions it needs.
+MAX_WINDOW_DAYS = max(f.window_days or 0 for f in FEATURES)
 
 
 def model_feature_names() -> list[str]:

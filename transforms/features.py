@@ -31,7 +31,7 @@ from decimal import Decimal
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from memberscore.feature_registry import FEATURES, MAX_WINDOW_DAYS, column_names
+from memberscore.feature_registry import FEATURES, MAX_WINDOW_DAYS, column_names, feature
 
 DAY_MICROS = 86_400_000_000
 EPOCH = dt.date(1970, 1, 1)
@@ -157,29 +157,43 @@ ROW_METRICS: dict[str, Callable[[], Column]] = {
 
 @dataclass(frozen=True)
 class WindowSum:
-    """An additive aggregate: the sum of a row metric over a trailing window."""
+    """An additive aggregate: the sum of a row metric over the trailing window the
+    registry declares for `feature_name` (the feature of the same name unless the sum
+    is an intermediate, such as the card outflow behind card_spend_share_30d)."""
 
     name: str
     metric: str
-    window_days: int
+    feature_name: str | None = None
+
+    @property
+    def window_days(self) -> int:
+        return _window(self.feature_name or self.name)
+
+
+def _window(name: str) -> int:
+    """The registry's window of feature `name` (a windowed feature)."""
+    days = feature(name).window_days
+    if days is None:  # pragma: no cover - a wiring error
+        raise RuntimeError(f"feature {name!r} has no window in the registry")
+    return days
 
 
 WINDOW_SUMS: tuple[WindowSum, ...] = (
-    WindowSum("txn_count_7d", "settled_count", 7),
-    WindowSum("txn_count_30d", "settled_count", 30),
-    WindowSum("txn_count_90d", "settled_count", 90),
-    WindowSum("inflow_sum_30d", "inflow", 30),
-    WindowSum("inflow_sum_90d", "inflow", 90),
-    WindowSum("outflow_sum_30d", "outflow", 30),
-    WindowSum("outflow_sum_90d", "outflow", 90),
-    WindowSum("card_outflow_sum_30d", "card_outflow", 30),
-    WindowSum("failed_payment_count_30d", "failed_payment_count", 30),
+    WindowSum("txn_count_7d", "settled_count"),
+    WindowSum("txn_count_30d", "settled_count"),
+    WindowSum("txn_count_90d", "settled_count"),
+    WindowSum("inflow_sum_30d", "inflow"),
+    WindowSum("inflow_sum_90d", "inflow"),
+    WindowSum("outflow_sum_30d", "outflow"),
+    WindowSum("outflow_sum_90d", "outflow"),
+    WindowSum("card_outflow_sum_30d", "card_outflow", "card_spend_share_30d"),
+    WindowSum("failed_payment_count_30d", "failed_payment_count"),
 )
 
-# Windows of the features that are not plain sums.
-MAX_OUTFLOW_WINDOW = 30
-COUNTERPARTY_WINDOW = 30
-ACTIVE_DAYS_WINDOW = 30
+# Windows of the features that are not plain sums, from the registry.
+MAX_OUTFLOW_WINDOW = _window("max_outflow_30d")
+COUNTERPARTY_WINDOW = _window("distinct_counterparties_30d")
+ACTIVE_DAYS_WINDOW = _window("active_days_30d")
 
 
 def outflow_value() -> Column:
