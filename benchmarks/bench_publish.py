@@ -24,8 +24,8 @@ import statistics
 from pyspark.sql import functions as F
 
 from benchmarks.common import Measurement, Workspace, timer
+from memberscore.local.warehouse_server import local_warehouse
 from memberscore.warehouse import WarehouseConnection, open_warehouse, publish_day
-from memberscore.warehouse.local_server import local_warehouse
 from memberscore.warehouse.publisher import PreparedDay, Publisher
 from memberscore.warehouse.typemap import Column, create_table_sql
 

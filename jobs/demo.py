@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from memberscore.synthetic import add_size_arguments
+    from memberscore.local.synthetic import add_size_arguments
 
     add_size_arguments(parser)
 
@@ -45,7 +45,7 @@ def _has_champion(ctx: RunContext) -> bool:
 def _trainable(start: dt.date, end: dt.date, required: int, holdout_weeks: int) -> bool:
     """Whether a generated bank of [start, end] has labels to train and judge a model
     on complete windows: more complete label dates than the holdout's weeks."""
-    from memberscore.synthetic import label_dates
+    from memberscore.local.synthetic import label_dates
 
     complete = [d for d in label_dates(start, end) if (d - start).days >= required]
     return len(complete) > holdout_weeks
@@ -56,8 +56,8 @@ def _check_history(ctx: RunContext, start: dt.date, end: dt.date) -> None:
     complete windows, with train's message and the --days that works."""
     from memberscore.errors import ModelError
     from memberscore.feature_registry import model_feature_names, required_history_days
+    from memberscore.local.synthetic import label_dates
     from memberscore.models.history import History
-    from memberscore.synthetic import label_dates
 
     required = required_history_days(model_feature_names())
     weeks = ctx.settings.models.holdout_weeks
@@ -75,8 +75,8 @@ def _check_history(ctx: RunContext, start: dt.date, end: dt.date) -> None:
 
 
 def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
+    from memberscore.local.synthetic import params_from
     from memberscore.runner import execute, job_arguments
-    from memberscore.synthetic import params_from
 
     result = JobResult("demo")
     gen_args = job_arguments("generate")

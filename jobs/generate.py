@@ -1,7 +1,7 @@
 """`memberscore generate`: write synthetic landing files (members, transactions,
 member_outcomes) for a window of days, deterministically for a seed.
 
-No Spark is started: the generator is numpy and Arrow (`memberscore.synthetic`), and
+No Spark is started: the generator is numpy and Arrow (`memberscore.local.synthetic`), and
 the files are written by `memberscore.landing`.
 """
 
@@ -14,8 +14,8 @@ import pyarrow.compute as pc
 
 from memberscore.args import iso_date
 from memberscore.context import JobResult, RunContext
-from memberscore.landing import generate_landing
-from memberscore.synthetic import (
+from memberscore.local.landing_files import generate_landing
+from memberscore.local.synthetic import (
     LABEL_HORIZON_DAYS,
     MIN_DAYS_FOR_LABELS,
     add_size_arguments,

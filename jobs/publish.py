@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -29,7 +30,7 @@ from memberscore.context import JobResult, RunContext
 from memberscore.quality import VALIDATED_TABLES, require_passed
 from memberscore.quality.gate import day_rows
 from memberscore.warehouse import LOG_TABLE, publish_tables, published_tables
-from memberscore.warehouse.faults import hook_from_environment
+from memberscore.warehouse.publisher import FAULT_ENV_VAR, FaultHook
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,9 +40,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="publish only this table (repeatable; default: all in conf)")
 
 
+def _fault_hook(env: str) -> FaultHook | None:
+    """The drill's fault hook when $MEMBERSCORE_FAULT is set; the local harness that
+    builds it is loaded only then."""
+    if not os.environ.get(FAULT_ENV_VAR, "").strip():
+        return None
+    from memberscore.local.faults import hook_from_environment
+
+    return hook_from_environment(env)
+
+
 def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
     selection = published_tables(ctx.settings, args.table)
-    fault_hook = hook_from_environment(ctx.env)
+    fault_hook = _fault_hook(ctx.env)
     # pin each table's version once: the gate checks it and the publisher exports it,
     # so a rewrite between the two can never publish rows nobody validated
     versions = {t: v for t in selection.tables if (v := ctx.lake.version(t)) is not None}

@@ -16,8 +16,8 @@ from typing import Any
 
 from memberscore.context import JobResult, RunContext
 from memberscore.errors import ConfigError
+from memberscore.local.warehouse_server import DEFAULT_IDLE_TRANSACTION_SECONDS, local_warehouse
 from memberscore.warehouse.connection import ConnectionSpec
-from memberscore.warehouse.local_server import DEFAULT_IDLE_TRANSACTION_SECONDS, local_warehouse
 from memberscore.warehouse.session import LOCAL_HOST, how_to_connect
 
 

@@ -13,14 +13,14 @@ import pyarrow as pa
 from modeldata import MODEL_FEATURES
 
 from memberscore.context import RunContext
-from memberscore.landing import write_landing_file
+from memberscore.local.landing_files import write_landing_file
+from memberscore.local.synthetic import LandingFile
 from memberscore.models.baseline import build_baseline
 from memberscore.models.estimator import DATE, LABEL, churn_probability, fit, time_split
 from memberscore.models.registry import ModelRegistry
 from memberscore.models.tracking import configure_mlflow
 from memberscore.models.training_run import log_training_run
 from memberscore.schemas import SOURCES
-from memberscore.synthetic import LandingFile
 
 D = dt.date(2026, 3, 20)
 

@@ -15,15 +15,16 @@ import pyarrow.parquet as pq
 import pytest
 
 from memberscore.cli import main
-from memberscore.landing import generate_landing, jsonl_bytes, list_landing_files
-from memberscore.schemas import CHANNELS, LEGAL_FORMS, SOURCES, STATUSES
-from memberscore.synthetic import (
+from memberscore.landing import list_landing_files
+from memberscore.local.landing_files import generate_landing, jsonl_bytes
+from memberscore.local.synthetic import (
     LABEL_HORIZON_DAYS,
     GenerateParams,
     SyntheticBank,
     generate,
     label_dates,
 )
+from memberscore.schemas import CHANNELS, LEGAL_FORMS, SOURCES, STATUSES
 
 END = dt.date(2026, 3, 31)
 

@@ -31,9 +31,9 @@ from memberscore.context import JobResult, RunContext
 from memberscore.errors import InputError, QualityGateError
 from memberscore.ingest_log import ingested_days
 from memberscore.jobs import ingest as ingest_job
-from memberscore.landing import generate_landing
+from memberscore.local.landing_files import generate_landing
+from memberscore.local.synthetic import GenerateParams, generate
 from memberscore.schemas import SOURCES, bronze_schema
-from memberscore.synthetic import GenerateParams, generate
 from memberscore.tables import MEMBER_FEATURES_DAILY
 from memberscore.transforms import ingest
 

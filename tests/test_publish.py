@@ -31,14 +31,15 @@ from memberscore.errors import (
     TableError,
     WarehouseError,
 )
+from memberscore.local.faults import InjectedFaultError
 from memberscore.quality import VALIDATED_TABLES, validate_table
 from memberscore.runner import execute
 from memberscore.tables import DRIFT_METRICS_SCHEMA, MEMBER_SCORES_SCHEMA
 from memberscore.warehouse import open_warehouse, publish_day
 from memberscore.warehouse.checksum import DayChecksum, spark_aggregates, sql_checksum_query
 from memberscore.warehouse.connection import WarehouseConnection
-from memberscore.warehouse.faults import FaultPoint, InjectedFaultError
 from memberscore.warehouse.identifiers import identifier, run_id_path_part
+from memberscore.warehouse.publisher import FaultPoint
 from memberscore.warehouse.typemap import (
     ExistingColumn,
     columns_for,
@@ -367,7 +368,7 @@ def test_a_day_of_several_tables_is_published_in_one_transaction(
 
 
 def test_fault_injection_is_refused_in_prod(monkeypatch: pytest.MonkeyPatch) -> None:
-    from memberscore.warehouse.faults import hook_from_environment
+    from memberscore.local.faults import hook_from_environment
 
     monkeypatch.setenv("MEMBERSCORE_FAULT", "publish:before_commit")
     with pytest.raises(ConfigError, match="fault injection is for tests and drills only"):

@@ -28,8 +28,7 @@ from memberscore.warehouse.checksum import (
     sql_checksum_query,
 )
 from memberscore.warehouse.connection import WarehouseConnection
-from memberscore.warehouse.faults import FaultPoint
-from memberscore.warehouse.publisher import Publisher
+from memberscore.warehouse.publisher import FaultPoint, Publisher
 
 DAY = dt.date(2026, 11, 19)
 SCORED_AT = dt.datetime(2026, 11, 21, 4, 31, 7, 123456, tzinfo=dt.UTC)

@@ -17,14 +17,14 @@ import pytest
 from memberscore.cli import main
 from memberscore.config import load_settings
 from memberscore.errors import ConfigError, WarehouseError
-from memberscore.warehouse import LOG_TABLE, open_warehouse
-from memberscore.warehouse.connection import ConnectionSpec, connect
-from memberscore.warehouse.local_server import (
+from memberscore.local.warehouse_server import (
     STATE_FILE,
     local_warehouse,
     read_state,
     serving_here,
 )
+from memberscore.warehouse import LOG_TABLE, open_warehouse
+from memberscore.warehouse.connection import ConnectionSpec, connect
 from memberscore.warehouse.publisher import LOG_TABLE_DDL
 
 

@@ -47,8 +47,9 @@ import secrets
 import shutil
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,7 +62,6 @@ from memberscore.warehouse.checksum import (
     parquet_checksum,
     sql_checksum_query,
 )
-from memberscore.warehouse.faults import FaultHook, FaultPoint
 from memberscore.warehouse.identifiers import identifier, run_id_path_part
 from memberscore.warehouse.publish_lock import day_lock, remove_leftover_spools
 from memberscore.warehouse.typemap import (
@@ -80,6 +80,22 @@ if TYPE_CHECKING:
     from memberscore.warehouse.connection import WarehouseConnection
 
 log = logging.getLogger(__name__)
+
+
+class FaultPoint(StrEnum):
+    """The steps of a table publish at which a fault hook is called (tests and drills
+    stop a publish there: `memberscore.local.faults`)."""
+
+    AFTER_COPY = "after_copy"
+    BETWEEN_TABLES = "between_tables"
+    BEFORE_COMMIT = "before_commit"
+    AFTER_COMMIT = "after_commit"
+
+
+FaultHook = Callable[[FaultPoint, str, "WarehouseConnection"], None]
+
+# Set to publish:<point>[:<action>] to stop a publish at a step (docs/publish.md).
+FAULT_ENV_VAR = "MEMBERSCORE_FAULT"
 
 STAGE = "MEMBERSCORE_PUBLISH"
 LOG_TABLE = "PUBLISH_LOG"

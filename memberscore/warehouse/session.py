@@ -15,7 +15,6 @@ from pathlib import Path
 
 from memberscore.config import Settings
 from memberscore.warehouse.connection import ConnectionSpec, WarehouseConnection, connect
-from memberscore.warehouse.local_server import local_warehouse
 
 LOCAL_HOST = "127.0.0.1"
 
@@ -30,6 +29,9 @@ def open_warehouse(settings: Settings, warehouse_dir: Path, *, purpose: str,
         with connect(spec, purpose=purpose) as conn:
             yield conn
         return
+    # the local harness, loaded only when this environment runs the local warehouse
+    from memberscore.local.warehouse_server import local_warehouse
+
     with local_warehouse(
         warehouse_dir, database=spec.database, schema=spec.schema,
         host=sf.host or LOCAL_HOST, port=sf.port,

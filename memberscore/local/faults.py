@@ -11,6 +11,10 @@ Two ways to set it:
 - a callable `hook(point, table, connection)` passed to the Publisher, for in-process
   tests that need to act at a step (e.g. tamper with the target after commit).
 
+The points and the hook's type belong to the publisher
+(`memberscore.warehouse.publisher.FaultPoint`); what is here turns the variable into
+a hook, and the publish job loads it only when the variable is set.
+
 Points, in publish order: `after_copy` (a table's staging loaded, targets
 untouched), `between_tables` (inside the open transaction: one table's day swapped
 and logged, the next not yet), `before_commit` (a table's rows deleted, inserted and
@@ -26,30 +30,16 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
-from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from memberscore.errors import ConfigError, WarehouseError
+from memberscore.warehouse.publisher import FAULT_ENV_VAR as ENV_VAR
+from memberscore.warehouse.publisher import FaultHook, FaultPoint
 
 if TYPE_CHECKING:
     from memberscore.warehouse.connection import WarehouseConnection
 
 log = logging.getLogger(__name__)
-
-ENV_VAR = "MEMBERSCORE_FAULT"
-
-
-class FaultPoint(StrEnum):
-    """The steps of a table publish at which a fault can be injected."""
-
-    AFTER_COPY = "after_copy"
-    BETWEEN_TABLES = "between_tables"
-    BEFORE_COMMIT = "before_commit"
-    AFTER_COMMIT = "after_commit"
-
-
-FaultHook = Callable[[FaultPoint, str, "WarehouseConnection"], None]
 
 
 class InjectedFaultError(WarehouseError):
