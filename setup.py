@@ -3,8 +3,9 @@
 The repository keeps the contract's top-level layout (`jobs/`, `transforms/`,
 `expectations/`, `conf/`) and maps each folder into the `memberscore` package, so
 the installed wheel has one import namespace (`memberscore.jobs`, ...) instead of
-generic top-level names such as `jobs` in site-packages.  `conf/*.yml` and
-`expectations/*.json` are package data: the wheel alone can run every job.
+generic top-level names such as `jobs` in site-packages.  `conf/*.yml`,
+`expectations/*.json` and the run report's template (`memberscore/templates/`) are
+package data: the wheel alone can run every job.
 
 The wheel also carries the CSS, scripts and fonts of the Data Docs pages (the files
 memberscore/quality/data_docs.py names), copied from the folder `make install`
@@ -91,7 +92,8 @@ setup(
         "memberscore.expectations": "expectations",
     },
     package_data={
-        "memberscore": ["log4j2.properties"],
+        # the run report's page (memberscore.reporting)
+        "memberscore": ["log4j2.properties", "templates/*.j2"],
         "memberscore.conf": ["*.yml"],
         "memberscore.expectations": ["*.json"],
     },
@@ -115,6 +117,9 @@ setup(
         "snowflake-connector-python>=3.12,<5",
         # progress bars on a terminal (memberscore.logs.Progress)
         "tqdm>=4.66,<5",
+        # the run report: its page is a Jinja2 template, its charts matplotlib's SVG
+        "Jinja2>=3.1,<4",
+        "matplotlib>=3.8,<4",
     ],
     extras_require={
         "local": [

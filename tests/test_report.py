@@ -1,18 +1,23 @@
-"""The run report: a self-contained HTML page whose charts and tables hold the day's
-figures (parsed back with html.parser), written atomically under
-$MEMBERSCORE_HOME/reports/, and rendered by headless Chromium when it is installed."""
+"""The run report: a self-contained HTML page, rendered from its Jinja2 template, whose
+matplotlib charts (inline SVG, text kept as text) and tables hold the day's figures
+(parsed back with html.parser), written atomically under $MEMBERSCORE_HOME/reports/,
+the same bytes for the same data, and rendered by headless Chromium when it is
+installed."""
 
 from __future__ import annotations
 
 import datetime as dt
-import os
+import io
+import re
 import shutil
-import struct
-import subprocess
+from dataclasses import dataclass, field, fields
 from html.parser import HTMLParser
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import jinja2
+import matplotlib
 import pytest
 
 from memberscore.config import ScoreBand, Settings
@@ -25,7 +30,13 @@ from memberscore.monitoring.report_data import (
     TableCount,
     ValidationRow,
 )
-from memberscore.reporting import build_run_report, render_report
+from memberscore.reporting import (
+    COLOURS,
+    build_run_report,
+    render_report,
+    report_context,
+    template,
+)
 
 DAY = dt.date(2026, 3, 10)
 BANDS = (ScoreBand("low", 0.0, 0.2), ScoreBand("medium", 0.2, 0.5),
@@ -85,17 +96,67 @@ def report_data(settings: Settings) -> ReportData:
     )
 
 
+CHROMIUM = shutil.which("chromium")
+WORST = ["txn_count_30d", "inflow_sum_30d", "legacy_ratio", "tenure_days", "quiet_11",
+         "quiet_10", "score", "quiet_09", "quiet_08", "quiet_07"]  # worst first
+WORST_STATUS = ["alert", "alert", "warn", "warn", *["ok"] * 6]
+
+
+@dataclass
+class Element:
+    """An element inside a chart's <svg>: its attributes, the ids of the <g> elements
+    around it, and its text."""
+
+    tag: str
+    attrs: dict[str, str]
+    groups: tuple[str, ...]
+    text: str = ""
+
+
+@dataclass
+class Chart:
+    attrs: dict[str, str]
+    elements: list[Element] = field(default_factory=list)
+
+    def group(self, gid: str) -> list[Element]:
+        """The elements of the chart's group `gid` (ids are prefixed with the chart's)."""
+        full = f"{self.attrs['id']}-{gid}"
+        return [e for e in self.elements if full in e.groups]
+
+    def has(self, gid: str) -> bool:
+        return any(e.attrs.get("id") == f"{self.attrs['id']}-{gid}" for e in self.elements)
+
+    def text(self, gid: str) -> Element:
+        (found,) = [e for e in self.group(gid) if e.tag == "text"]
+        return found
+
+    def box(self, gid: str) -> tuple[float, float, float, float]:
+        """(x0, x1, y0, y1) of the path of the group `gid` (SVG y grows downwards)."""
+        (path,) = [e for e in self.group(gid) if e.tag == "path"]
+        numbers = [float(n) for n in re.findall(r"-?\d+(?:\.\d+)?", path.attrs["d"])]
+        xs, ys = numbers[0::2], numbers[1::2]
+        return min(xs), max(xs), min(ys), max(ys)
+
+    def style(self, gid: str, name: str) -> str:
+        (path,) = [e for e in self.group(gid) if e.tag == "path"]
+        return dict(part.strip().split(": ") for part in path.attrs["style"].split(";"))[name]
+
+    def texts(self) -> list[str]:
+        return [e.text for e in self.elements if e.tag == "text"]
+
+
 class Page(HTMLParser):
-    """The parts of the page the tests look at: every element with an id, the
-    rect/line children of each svg, and the rows of each table as cell texts."""
+    """The parts of the page the tests look at: every element with an id, the charts
+    (every element inside each <svg>), and the rows of each table as cell texts."""
 
     def __init__(self) -> None:
         super().__init__()
         self.ids: dict[str, dict[str, Any]] = {}
-        self.svg_children: dict[str, list[tuple[str, dict[str, str]]]] = {}
+        self.charts: dict[str, Chart] = {}
         self.tables: dict[str, list[list[str]]] = {}
         self.tags: list[str] = []
-        self._svg: str | None = None
+        self._chart: Chart | None = None
+        self._open: list[Element] = []  # inside a chart, the open elements
         self._table: str | None = None
         self._cell: list[str] | None = None
         self._row: list[str] | None = None
@@ -104,12 +165,16 @@ class Page(HTMLParser):
         attributes = {k: v or "" for k, v in attrs}
         self.tags.append(tag)
         if "id" in attributes:
+            assert attributes["id"] not in self.ids, f"id {attributes['id']} twice"
             self.ids[attributes["id"]] = {"tag": tag, **attributes}
         if tag == "svg":
-            self._svg = attributes.get("id", "")
-            self.svg_children[self._svg] = []
-        elif self._svg is not None and tag in ("rect", "line", "text"):
-            self.svg_children[self._svg].append((tag, attributes))
+            self._chart = self.charts[attributes.get("id", "")] = Chart(attributes)
+        elif self._chart is not None:
+            groups = tuple(e.attrs["id"] for e in self._open
+                           if e.tag == "g" and "id" in e.attrs)
+            element = Element(tag, attributes, groups)
+            self._chart.elements.append(element)
+            self._open.append(element)
         if tag == "table":
             self._table = attributes.get("id", "")
             self.tables[self._table] = []
@@ -120,7 +185,10 @@ class Page(HTMLParser):
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "svg":
-            self._svg = None
+            self._chart = None
+        elif self._chart is not None:
+            assert self._open and self._open[-1].tag == tag, (tag, self._open[-1:])
+            self._open.pop()
         elif tag == "table":
             self._table = None
         elif tag in ("td", "th") and self._cell is not None and self._row is not None:
@@ -133,6 +201,8 @@ class Page(HTMLParser):
     def handle_data(self, data: str) -> None:
         if self._cell is not None:
             self._cell.append(data)
+        if self._open and self._open[-1].tag == "text":
+            self._open[-1].text += data
 
 
 def parse(page: str) -> Page:
@@ -145,27 +215,55 @@ def parse(page: str) -> Page:
 def test_report_has_the_charts_and_tables_with_the_day_s_figures(settings: Settings) -> None:
     page = parse(render_report(report_data(settings), STEPS, BANDS))
 
-    # the score histogram: 20 bars holding the counts, band boundaries drawn
-    bars = [a for tag, a in page.svg_children["score-histogram-member_churn"]
-            if tag == "rect" and "bar" in a.get("class", "")]
-    assert [int(a["data-count"]) for a in bars] == list(HISTOGRAM)
-    tallest = max(bars, key=lambda a: float(a["height"]))
-    assert tallest["data-count"] == "20"
-    band_lines = [a for tag, a in page.svg_children["score-histogram-member_churn"]
-                  if tag == "line" and a.get("class") == "band"]
-    assert [float(a["x1"]) for a in band_lines] == pytest.approx([56 + 568 * 0.2, 56 + 568 * 0.5],
-                                                                 abs=0.05)
+    # the score histogram: 20 bars side by side over [0, 1], their heights the counts
+    histogram = page.charts["score-histogram-member_churn"]
+    assert histogram.attrs["class"] == "chart" and histogram.attrs["role"] == "img"
+    assert histogram.attrs["aria-label"] == "Histogram of 89 scores of member_churn"
+    bars = [histogram.box(f"bin-{i:02d}") for i in range(len(HISTOGRAM))]
+    assert not histogram.has(f"bin-{len(HISTOGRAM):02d}")
+    left, right, base = bars[0][0], bars[-1][1], bars[0][3]
+    assert [x0 for x0, *_ in bars] == pytest.approx(
+        [left + (right - left) * i / len(HISTOGRAM) for i in range(len(HISTOGRAM))])
+    assert all(y1 == pytest.approx(base) for *_, y1 in bars)  # on one baseline
+    unit = (bars[3][3] - bars[3][2]) / 20  # the tallest bar, 20 members
+    assert [y1 - y0 for *_, y0, y1 in bars] == pytest.approx([unit * c for c in HISTOGRAM])
+    assert {histogram.style(f"bin-{i:02d}", "fill") for i in range(20)} == {COLOURS["bar"]}
+    # the band boundaries (not the lowest band's, at 0), dashed, named
+    for band, lower in (("medium", 0.2), ("high", 0.5)):
+        x0, x1, _, _ = histogram.box(f"band-{band}")
+        assert x0 == x1 == pytest.approx(left + (right - left) * lower)
+        assert "stroke-dasharray" in histogram.group(f"band-{band}")[0].attrs["style"]
+        assert histogram.text(f"band-label-{band}").text.strip() == band
+    assert not histogram.has("band-low")
+    assert {"score", "members", "0", "0.25", "0.5", "0.75", "1", "20"} <= set(
+        histogram.texts())
 
-    # the worst-drift chart: the 10 worst columns, alerts first, then by PSI
-    worst = [(a["data-column"], a["class"]) for tag, a in page.svg_children[
-        "drift-worst-member_churn"] if tag == "rect"]
-    assert worst[:5] == [("txn_count_30d", "bar alert"), ("inflow_sum_30d", "bar alert"),
-                         ("legacy_ratio", "bar warn"), ("tenure_days", "bar warn"),
-                         ("quiet_11", "bar ok")]
-    assert len(worst) == 10
-    thresholds = {a["class"] for tag, a in page.svg_children["drift-worst-member_churn"]
-                  if tag == "line" and "threshold" in a.get("class", "")}
-    assert thresholds == {"threshold warn", "threshold alert"}
+    # the worst-drift chart: the 10 worst columns, alerts first, then by PSI, from the
+    # top down; the bar is the PSI, coloured by the worse status of PSI and KS
+    chart = page.charts["drift-worst-member_churn"]
+    assert chart.attrs["aria-label"] == "PSI of the 10 worst columns of member_churn"
+    assert [chart.text(f"column-{i}").text for i in range(10)] == WORST
+    assert not chart.has("column-10") and not chart.has("bar-10")
+    tops = [float(chart.text(f"column-{i}").attrs["y"]) for i in range(10)]
+    assert tops == sorted(tops) and len(set(tops)) == 10
+    assert [chart.style(f"bar-{i}", "fill") for i in range(10)] == [
+        COLOURS[s] for s in WORST_STATUS]
+    boxes = [chart.box(f"bar-{i}") for i in range(10)]
+    assert [y0 for _, _, y0, _ in boxes] == sorted(y0 for _, _, y0, _ in boxes)
+    for (_, _, y0, y1), label_y in zip(boxes, tops, strict=True):
+        assert y0 < label_y < y1 + 5  # each bar beside its column's label
+    origin, full = boxes[0][0], boxes[0][1] - boxes[0][0]  # txn_count_30d: psi 0.4123
+    assert [x1 - x0 for x0, x1, _, _ in boxes[:4]] == pytest.approx(
+        [full, full * 0.05 / 0.4123, 0.0, full * 0.12 / 0.4123])  # legacy_ratio: n/a
+    assert [chart.text(f"value-{i}").text for i in (0, 2, 4)] == [
+        "psi 0.412 · ks 0.310", "psi n/a", "psi 0.011"]
+    # the thresholds, where PSI 0.1 and 0.25 are, in their colours, named
+    for name, value in (("warn", 0.1), ("alert", 0.25)):
+        x0, x1, _, _ = chart.box(f"threshold-{name}")
+        assert x0 == x1 == pytest.approx(origin + full * value / 0.4123)
+        assert chart.style(f"threshold-{name}", "stroke") == COLOURS[name]
+        assert chart.text(f"threshold-label-{name}").text.strip() == f"{name} {value:g}"
+    assert "PSI" in chart.texts()
 
     # the drift table, worst first, with the values
     table = page.tables["drift-table"]
@@ -206,17 +304,85 @@ def test_report_is_self_contained(settings: Settings) -> None:
     parsed = parse(page)
     assert "script" not in parsed.tags and "link" not in parsed.tags
     assert "img" not in parsed.tags and "iframe" not in parsed.tags
-    for reference in ("http:", "https:", "src=", "url(", "@import", "//cdn"):
+    assert "image" not in parsed.tags and "foreignobject" not in parsed.tags
+    for reference in ("http:", "https:", "src=", "@import", "//cdn", "<metadata"):
         assert reference not in page
+    # the charts' references are to their own parts (clip paths, tick marks): every
+    # url() and every href names an element of the page
+    references = re.findall(r"url\(([^)]*)\)", page) + re.findall(r'href="([^"]*)"', page)
+    assert references
+    for reference in references:
+        assert reference.startswith("#") and reference[1:] in parsed.ids, reference
+    # text stays text: no glyph drawn as a path
+    assert "DejaVuSans-" not in page and "<text" in page
     assert "not run through pipeline" in page
     assert "steps-table" not in parsed.ids
+    # each chart's own style sheet left out: the page's rules are the only ones
+    assert page.count("<style") == 1
 
 
 def test_values_are_escaped(settings: Settings) -> None:
     data = report_data(settings)
     data.drift.append(drift("<script>alert(1)</script>", "psi", 0.5, 0.25, "alert"))
+    data.scores.append(ScoreSummary('churn "&<blink>', "4", 3, None, (1, 2), ()))
     page = render_report(data, None, BANDS)
     assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<blink>" not in page and "churn &#34;&amp;&lt;blink&gt;" in page  # by Jinja2
+    parsed = parse(page)
+    # the worst column, first in its chart, escaped in the SVG by matplotlib
+    assert parsed.charts["drift-worst-member_churn"].text("column-0").text == \
+        "<script>alert(1)</script>"
+    # in attributes too: the chart's label, and its id made of safe characters
+    chart = parsed.charts["score-histogram-churn----blink-"]
+    assert chart.attrs["aria-label"] == 'Histogram of 3 scores of churn "&<blink>'
+    assert 'aria-label="Histogram of 3 scores of churn &#34;&amp;&lt;blink&gt;"' in page
+
+
+def test_the_template_is_strict_about_what_it_shows(settings: Settings) -> None:
+    """Every value the template names must be in the context: a missing one fails
+    the rendering instead of leaving a blank in the page."""
+    context = report_context(report_data(settings), STEPS, BANDS)
+    page = template().render(context)
+    assert page == render_report(report_data(settings), STEPS, BANDS)
+    for key in context:  # every key is used, and none may be left out
+        with pytest.raises(jinja2.UndefinedError, match=f"'{key}' is undefined"):
+            template().render({k: v for k, v in context.items() if k != key})
+    data = context["data"]  # an attribute missing from an object fails too
+    without_env = SimpleNamespace(**{f.name: getattr(data, f.name) for f in fields(data)
+                                     if f.name != "env"})
+    with pytest.raises(jinja2.UndefinedError, match="no attribute 'env'"):
+        template().render({**context, "data": without_env})
+    assert template().environment.autoescape is True
+
+
+def test_the_same_data_renders_the_same_bytes(settings: Settings) -> None:
+    first = render_report(report_data(settings), STEPS, BANDS)
+    # whatever the process's matplotlib settings, which the report leaves as they were
+    custom = {"font.size": 30.0, "svg.fonttype": "path", "svg.hashsalt": None,
+              "axes.facecolor": "red", "text.parse_math": True}
+    with matplotlib.rc_context(custom):
+        second = render_report(report_data(settings), STEPS, BANDS)
+        assert {k: matplotlib.rcParams[k] for k in custom} == custom
+    assert second == first
+    # and a figure that changes changes the page
+    data = report_data(settings)
+    data.scores[0] = ScoreSummary("member_churn", "3", sum(HISTOGRAM) + 1, 0.21,
+                                  (6, *HISTOGRAM[1:]), data.scores[0].bands)
+    third = render_report(data, STEPS, BANDS)
+    assert third != first
+    assert parse(third).charts["drift-worst-member_churn"].elements == \
+        parse(first).charts["drift-worst-member_churn"].elements
+
+
+def test_a_model_without_psi_or_ks_has_no_chart(settings: Settings) -> None:
+    data = report_data(settings)
+    data.drift.append(drift("score", "mean_score_vs_base_rate", 1.1, None, "ok", "other"))
+    text = render_report(data, None, BANDS)
+    page = parse(text)
+    assert set(page.charts) == {"score-histogram-member_churn", "drift-worst-member_churn"}
+    assert "<h3>other</h3>\n<p class=\"empty\">no PSI or KS metrics to chart</p>" in text
+    assert ["other", "score", "mean_score_vs_base_rate", "1.1000", "–", "ok"] in \
+        page.tables["drift-table"]
 
 
 def test_report_is_written_when_nothing_has_run_yet(ctx: RunContext) -> None:
@@ -236,24 +402,74 @@ def test_report_is_written_when_nothing_has_run_yet(ctx: RunContext) -> None:
     assert again == path and "steps-table" in parse(again.read_text(encoding="utf-8")).ids
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None,
+RENDERED = """() => [...document.querySelectorAll('svg.chart')].map(svg => {
+  const box = e => { const r = e.getBoundingClientRect();
+                     return {x: r.x, y: r.y, width: r.width, height: r.height}; };
+  const part = gid => svg.querySelector(`[id="${svg.id}-${gid}"] path`);
+  const bars = [];
+  for (let i = 0; part(`bin-${String(i).padStart(2, '0')}`); i++)
+    bars.push(box(part(`bin-${String(i).padStart(2, '0')}`)));
+  for (let i = 0; part(`bar-${i}`); i++) bars.push(box(part(`bar-${i}`)));
+  const labels = [...svg.querySelectorAll('[id*="-column-"] text')].map(t => ({
+    text: t.textContent, top: t.getBoundingClientRect().top,
+    length: t.getComputedTextLength()}));
+  return {id: svg.id, box: box(svg), bars, labels,
+          texts: svg.querySelectorAll('text').length};
+})"""
+
+
+@pytest.mark.skipif(CHROMIUM is None,
                     reason="Debian's chromium is not installed (apt-get install chromium)")
 def test_headless_chromium_renders_the_report(settings: Settings, tmp_path: Path) -> None:
-    page = tmp_path / "report.html"
-    page.write_text(render_report(report_data(settings), STEPS, BANDS), encoding="utf-8")
-    png = tmp_path / "report.png"
-    command = [
-        "chromium", "--headless", "--no-sandbox", "--disable-gpu",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run", "--hide-scrollbars", f"--user-data-dir={tmp_path / 'profile'}",
-        "--window-size=1200,2400", f"--screenshot={png}", page.as_uri(),
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "HOME": str(tmp_path)}, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
-    data = png.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    width, height = struct.unpack(">II", data[16:24])
-    assert (width, height) == (1200, 2400)
-    # a blank page compresses to a few kB; charts, tables and text do not
-    assert len(data) > 60_000, len(data)
+    """Debian's chromium (through Playwright, never a browser of its own) lays the
+    charts out and paints them: bars where the figures put them, in their colours,
+    labels in a font; and the page asks for nothing but itself."""
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+
+    page_file = tmp_path / "report.html"
+    page_file.write_text(render_report(report_data(settings), STEPS, BANDS),
+                         encoding="utf-8")
+    requested: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        try:
+            tab = browser.new_page(viewport={"width": 1200, "height": 900},
+                                   device_scale_factor=1)
+            tab.on("request", lambda request: requested.append(request.url))
+            tab.route("**/*", lambda route: route.continue_()
+                      if route.request.url.startswith("file://") else route.abort())
+            tab.goto(page_file.as_uri(), wait_until="load")
+            charts = {c["id"]: c for c in tab.evaluate(RENDERED)}
+            png = tab.screenshot(full_page=True)
+        finally:
+            browser.close()
+    assert requested == [page_file.as_uri()]
+    assert set(charts) == {"score-histogram-member_churn", "drift-worst-member_churn"}
+
+    histogram = charts["score-histogram-member_churn"]
+    assert histogram["box"]["width"] == pytest.approx(640, abs=1)  # its own size
+    assert histogram["box"]["height"] == pytest.approx(260, abs=1)
+    heights = [bar["height"] for bar in histogram["bars"]]
+    assert heights == pytest.approx([heights[3] * c / 20 for c in HISTOGRAM], abs=0.5)
+    assert histogram["texts"] >= 10
+
+    drift_chart = charts["drift-worst-member_churn"]
+    assert [label["text"] for label in drift_chart["labels"]] == WORST
+    tops = [label["top"] for label in drift_chart["labels"]]
+    assert tops == sorted(tops) and len(set(tops)) == 10  # laid out top down
+    assert all(label["length"] > 20 for label in drift_chart["labels"])  # drawn in a font
+    widths = [bar["width"] for bar in drift_chart["bars"]]
+    assert widths[1] / widths[0] == pytest.approx(0.05 / 0.4123, abs=0.01)
+
+    # the screenshot: the bars painted in their colours where the layout put them
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    assert image.width == 1200
+
+    def colour(bar: dict[str, float]) -> str:
+        pixel = image.getpixel((int(bar["x"] + bar["width"] / 2),
+                                int(bar["y"] + bar["height"] / 2)))
+        return "#{:02x}{:02x}{:02x}".format(*pixel)
+    assert colour(histogram["bars"][3]) == COLOURS["bar"]
+    assert [colour(bar) for i, bar in enumerate(drift_chart["bars"]) if i != 2] == [
+        COLOURS[s] for i, s in enumerate(WORST_STATUS) if i != 2]  # 2: n/a, no bar
