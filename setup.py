@@ -77,6 +77,7 @@ setup(
         "memberscore.lake",
         "memberscore.models",
         "memberscore.warehouse",
+        "memberscore.local",
         "memberscore.jobs",
         "memberscore.transforms",
         "memberscore.conf",

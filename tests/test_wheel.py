@@ -42,7 +42,10 @@ def test_wheel_contents(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for required in ["memberscore/cli.py", "memberscore/jobs/features.py",
                      "memberscore/transforms/__init__.py", "memberscore/conf/base.yml",
-                     "memberscore/conf/local.yml", "memberscore/conf/prod.yml"]:
+                     "memberscore/conf/local.yml", "memberscore/conf/prod.yml",
+                     # the run report's page, and the local harness `demo` runs on
+                     "memberscore/templates/run_report.html.j2",
+                     "memberscore/local/__init__.py", "memberscore/local/warehouse_server.py"]:
         assert required in names, required
     assert not any(n.startswith(("jobs/", "transforms/", "tests/")) for n in names)
     # the Data Docs assets (memberscore.quality.data_docs), from `make install`'s folder
