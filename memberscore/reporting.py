@@ -29,7 +29,6 @@ import datetime as dt
 import functools
 import io
 import logging
-import math
 import os
 import re
 import tempfile
@@ -288,9 +287,8 @@ def worst_columns(rows: Iterable[DriftRow], limit: int = WORST_CHARTED
         entry[d.metric] = d.value
         if SEVERITY.get(d.status, 0) > SEVERITY[entry["status"]]:
             entry["status"] = d.status
-    ranked = sorted(by_column.items(), key=lambda kv: (
-        -SEVERITY[kv[1]["status"]],
-        -(kv[1]["psi"] if kv[1]["psi"] is not None else math.inf), kv[0]))
+    ranked = sorted(by_column.items(),
+                    key=lambda kv: worst_first_key(kv[1]["status"], kv[1]["psi"], kv[0]))
     return [(name, e["psi"], e["ks"], e["status"]) for name, e in ranked[:limit]]
 
 
