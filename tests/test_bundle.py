@@ -112,14 +112,24 @@ def test_variables_are_declared_and_set_per_target() -> None:
         assert "service_principal_name" in bundle["targets"][name]["run_as"]
 
 
-def test_bundle_targets_match_conf_environments() -> None:
+def test_every_target_runs_its_own_conf_environment() -> None:
+    """What the jobs read (catalog, schema, model names) has one home, conf/<target>.yml
+    in the wheel: every task passes --env <target>, and no job cluster overrides conf
+    through MEMBERSCORE__ environment variables."""
     from memberscore.config import load_settings
 
     bundle = _load(REPO / "databricks.yml")
-    for name, target in bundle["targets"].items():
+    for name in bundle["targets"]:
         settings = load_settings(name)
-        assert settings.lake.catalog == target["variables"]["catalog"]
-        assert settings.models.names == (target["variables"]["model_name"],)
+        assert settings.lake.backend == "delta-spark" and settings.lake.catalog, name
+        assert settings.models.names, name
+    for job in _jobs().values():
+        for cluster in job.get("job_clusters", []):
+            env = cluster["new_cluster"].get("spark_env_vars") or {}
+            assert not [k for k in env if k.startswith("MEMBERSCORE__")], job["name"]
+        for task in job["tasks"]:
+            args = task["python_wheel_task"]["parameters"]
+            assert args[:2] == ["--env", "${bundle.target}"], task["task_key"]
 
 
 def test_no_step_that_can_fail_on_data_quality_is_retried() -> None:
