@@ -40,7 +40,7 @@ from pyspark.sql import functions as F
 from memberscore import landing
 from memberscore.args import iso_date
 from memberscore.context import JobResult, RunContext
-from memberscore.errors import ConfigError, InputError, QualityGateError
+from memberscore.errors import InputError, QualityGateError
 from memberscore.ingest_log import record_ingested
 from memberscore.lake import Between
 from memberscore.logs import Progress
@@ -50,6 +50,7 @@ from memberscore.schemas import (
     ingest_partition_by,
     quarantine_table,
 )
+from memberscore.text_tables import text_table
 from memberscore.transforms import ingest
 
 if TYPE_CHECKING:
@@ -125,7 +126,7 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
     first, last = days[0], days[-1]
     span = _span(first, last)
     conf = ctx.settings.ingest
-    sources = _sources(conf.sources)
+    sources = list(conf.sources)  # sources of the contract (checked at load)
     root = ctx.paths.landing
 
     strays = [p for source in sources for day in days
@@ -240,16 +241,6 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
         },
         messages=messages,
     )
-
-
-def _sources(configured: tuple[str, ...]) -> list[str]:
-    unknown = [s for s in configured if s not in SOURCES]
-    if unknown:
-        raise ConfigError(
-            f"ingest.sources names unknown source(s) {unknown}; known sources: "
-            f"{', '.join(SOURCES)}"
-        )
-    return list(configured)
 
 
 def _check_columns(raw: dict[str, list[landing.RawFile]], span: str) -> None:
@@ -406,16 +397,14 @@ def _table(day: dt.date, reports: list[SourceReport], share: float,
     files = [f for r in reports for f in r.files]
     read = sum(r.read for r in reports)
     quarantined = sum(r.quarantined for r in reports)
-    width = max([len("file"), *(len(f.file) for f in files)])
     lines = [
         f"ingest {day}: {len(files)} file(s), {read:,} rows read, {read - quarantined:,} "
         f"kept, {quarantined:,} quarantined ({share:.2%} of the day; max {threshold:.2%})",
-        f"  {'file':<{width}}  {'read':>9}  {'kept':>9}  {'quarantined':>11}  reasons",
+        *text_table(("file", "read", "kept", "quarantined", "reasons"),
+                    [(f.file, f.rows_read, f.rows_kept, f.rows_quarantined,
+                      ", ".join(f"{k} {v}" for k, v in f.rules.items())) for f in files],
+                    right=(1, 2, 3), indent="  "),
     ]
-    for f in files:
-        reasons = ", ".join(f"{k} {v}" for k, v in f.rules.items())
-        lines.append(f"  {f.file:<{width}}  {f.rows_read:>9,}  {f.rows_kept:>9,}  "
-                     f"{f.rows_quarantined:>11,}  {reasons}")
     for r in reports:
         if not r.files:
             lines.append(f"  (no {r.source} files for {day})")
@@ -433,11 +422,11 @@ def _day_table(span: str, days: list[dt.date], reports: list[SourceReport],
         f"ingest {span}: {len(days)} day(s), {files} file(s), {read:,} rows read, "
         f"{read - quarantined:,} kept, {quarantined:,} quarantined (max "
         f"{threshold:.2%} of a day)",
-        f"  {'day':<10}  {'read':>9}  {'kept':>9}  {'quarantined':>11}  share",
     ]
+    rows = []
     for day in days:
         day_read, bad = _day_counts(day, reports)
         flag = "  > max" if shares[day] > threshold else ""
-        lines.append(f"  {day!s:<10}  {day_read:>9,}  {day_read - bad:>9,}  {bad:>11,}  "
-                     f"{shares[day]:.2%}{flag}")
-    return lines
+        rows.append((day, day_read, day_read - bad, bad, f"{shares[day]:.2%}{flag}"))
+    return lines + text_table(("day", "read", "kept", "quarantined", "share"), rows,
+                              right=(1, 2, 3), indent="  ")

@@ -10,10 +10,12 @@ and the run report.
 3. The sources: freshness of transactions and members at D's feature cutoff, and the
    transactions that arrived after it (late rows); the same rows for every model.
 4. D's partition of `drift_metrics` is replaced in one commit (a re-run replaces,
-   never duplicates), then published to the warehouse (when `drift_metrics` is in
-   `snowflake.published_tables`), then the run report is written.
+   never duplicates), then the run report is written.
 5. Only then, when any metric is in alert and `monitor.warn_only` is false, the job
    fails (DriftAlertError, exit status 10) naming the metrics in alert.
+
+Monitor never talks to the warehouse: `publish --table drift_metrics` sends D's drift
+rows, alert or not (`pipeline` runs it after this step, and so does the nightly job).
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ import logging
 
 from memberscore.args import iso_date
 from memberscore.context import JobResult, RunContext
-from memberscore.errors import MemberscoreError
 from memberscore.monitoring.drift import alert_error, drift_metrics_frame, measure_drift
 from memberscore.reporting import build_run_report, run_report_path
 from memberscore.tables import DRIFT_METRICS
@@ -48,15 +49,6 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
         DRIFT_METRICS.name, drift_metrics_frame(ctx.spark, measurement, ctx.run_id),
         {"as_of_date": run_date}, list(DRIFT_METRICS.partition_by))
 
-    # ---------------------------------------------------------------- PUBLISH DRIFT
-    # The one call site that sends D's drift_metrics to the warehouse: the pipeline
-    # publishes before it monitors, so the day's drift rows are published here.
-    publish_error: MemberscoreError | None = None
-    try:
-        published = _publish_drift(ctx, run_date)
-    except MemberscoreError as exc:  # the report is still written, then this is raised
-        publish_error, published = exc, []
-
     report = (build_run_report(ctx, run_date) if getattr(args, "report", True)
               else run_report_path(ctx, run_date))
     alerts = measurement.alerts
@@ -64,19 +56,15 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
         f"{DRIFT_METRICS.name} {run_date}: {commit.rows_written} rows (table version "
         f"{commit.version})",
         *measurement.summary_lines(),
-        *published,
         f"report: {report}",
     ]
+    if DRIFT_METRICS.name in ctx.settings.snowflake.published_tables:
+        messages.append(f"to the warehouse: `memberscore publish --run-date {run_date} "
+                        f"--table {DRIFT_METRICS.name}` (pipeline runs it after monitor)")
     if alerts and ctx.settings.monitor.warn_only:
         messages.append(f"{len(alerts)} metric(s) in alert; monitor.warn_only is true, so "
                         "the job does not fail")
     log.info("monitor %s: %s", run_date, " | ".join(messages))
-    if publish_error is not None:
-        publish_error.args = (
-            f"{publish_error} ({DRIFT_METRICS.name} of {run_date} was written to the lake "
-            f"and the report to {report}; publish it again with `memberscore publish "
-            f"--run-date {run_date} --table {DRIFT_METRICS.name}`)",)
-        raise publish_error
     if alerts and not ctx.settings.monitor.warn_only:
         raise alert_error(measurement, str(report))
     return JobResult(
@@ -92,23 +80,3 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
         messages=messages,
     )
 
-
-def _publish_drift(ctx: RunContext, run_date: dt.date) -> list[str]:
-    """Publish D's drift_metrics rows through the warehouse publisher (one Snowflake
-    transaction, reconciled with the lake, like `memberscore publish --table
-    drift_metrics`), when `drift_metrics` is in conf `snowflake.published_tables`.
-
-    Returns lines for the job's output.  A warehouse failure raises WarehouseError;
-    the caller writes the report first.
-    """
-    if DRIFT_METRICS.name not in ctx.settings.snowflake.published_tables:
-        log.info("monitor %s: %s is not in snowflake.published_tables; not published",
-                 run_date, DRIFT_METRICS.name)
-        return []
-    from memberscore.warehouse import publish_day
-
-    results = publish_day(ctx.settings, ctx.lake, ctx.spark, warehouse_dir=ctx.paths.warehouse,
-                          run_id=ctx.run_id, tables=[DRIFT_METRICS.name], day=run_date,
-                          verbose=ctx.verbose)
-    return [f"published {r.target} {r.day}: {r.rows:,} rows (replaced {r.replaced_rows:,}), "
-            f"reconciled with lake version {r.lake_version}" for r in results]

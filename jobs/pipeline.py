@@ -2,7 +2,10 @@
 
 Runs ingest, features, validate, score, publish and monitor for day D with one run id
 and one Spark session, stops at the first failure, and prints a summary table (step,
-status, rows, seconds) either way.  The Databricks bundle runs the same steps as
+status, rows, seconds) either way.  After monitor, `publish --table drift_metrics`
+sends D's drift rows to the warehouse (when drift_metrics is a published table), also
+after a drift alert, which is a finding to publish: the alert fails the pipeline
+once they are published.  The Databricks bundle runs the same steps as
 separate tasks in the same order (resources/memberscore_nightly.yml; a test keeps the
 two in step).
 
@@ -25,17 +28,24 @@ from pathlib import Path
 
 from memberscore.args import iso_date
 from memberscore.context import JobResult, RunContext
-from memberscore.errors import MemberscoreError
+from memberscore.errors import DriftAlertError, MemberscoreError
 from memberscore.logs import Progress
 from memberscore.schemas import bronze_table
-from memberscore.tables import MEMBER_FEATURES_DAILY
+from memberscore.tables import DRIFT_METRICS, MEMBER_FEATURES_DAILY
+from memberscore.text_tables import text_table
 
 log = logging.getLogger(__name__)
 
 STEPS: tuple[str, ...] = ("ingest", "features", "validate", "score", "publish", "monitor")
+# After monitor, alert or not, D's drift rows go to the warehouse through `publish`, the
+# one command that talks to it (when drift_metrics is in snowflake.published_tables).
+PUBLISH_DRIFT = "publish_drift_metrics"
+# the command each step runs (the step's own name unless said here)
+STEP_COMMANDS: dict[str, str] = {PUBLISH_DRIFT: "publish"}
 # options beyond --run-date, as in the nightly job's tasks (resources/memberscore_nightly.yml)
 STEP_OPTIONS: dict[str, tuple[str, ...]] = {
     "validate": ("--table", bronze_table("transactions"), "--table", MEMBER_FEATURES_DAILY.name),
+    PUBLISH_DRIFT: ("--table", DRIFT_METRICS.name),
 }
 # Options only this process gives its steps: it writes the day's run report itself,
 # with its steps, so monitor does not (the nightly job's monitor task, with no
@@ -68,45 +78,42 @@ class PipelineStepError(MemberscoreError):
 
 def summary_table(outcomes: list[StepOutcome]) -> list[str]:
     """Fixed-width lines: step, status, rows, seconds (and a note)."""
-    rows = [("step", "status", "rows", "seconds", "note")]
-    for o in outcomes:
-        rows.append((o.step, o.status, "-" if o.rows is None else f"{o.rows:,}",
-                     f"{o.seconds:.1f}", o.note))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    lines = []
-    for i, row in enumerate(rows):
-        cells = [row[j].ljust(widths[j]) if j in (0, 1) else row[j].rjust(widths[j])
-                 for j in range(4)]
-        lines.append("  ".join(cells) + (f"  {row[4]}" if row[4] else ""))
-        if i == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return lines
+    return text_table(("step", "status", "rows", "seconds", "note"),
+                      [(o.step, o.status, o.rows, f"{o.seconds:.1f}", o.note)
+                       for o in outcomes], right=(2, 3), rule=True)
+
+
+def steps_for(ctx: RunContext) -> tuple[str, ...]:
+    """The steps this environment runs: STEPS, then the drift publish when
+    drift_metrics is a published table."""
+    if DRIFT_METRICS.name in ctx.settings.snowflake.published_tables:
+        return (*STEPS, PUBLISH_DRIFT)
+    return STEPS
 
 
 def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
-    from memberscore.runner import execute, job_arguments
-
     run_date: dt.date = args.run_date
+    steps = steps_for(ctx)
     outcomes: list[StepOutcome] = []
     warnings: list[str] = []
     result = JobResult("pipeline", details={"steps": outcomes, "warnings": warnings})
-    shown = Progress(f"pipeline {run_date}", total=len(STEPS), unit="steps",
+    shown = Progress(f"pipeline {run_date}", total=len(steps), unit="steps",
                      every_seconds=float("inf"))
-    for step in STEPS:
+    failures: list[tuple[str, MemberscoreError]] = []
+    for step in steps:
+        if failures and not (step == PUBLISH_DRIFT
+                             and isinstance(failures[0][1], DriftAlertError)):
+            outcomes.append(StepOutcome(step, "skipped", None, 0.0))
+            continue
         start = time.monotonic()
         shown.announce(step)
         try:
-            step_result = execute(ctx, step, job_arguments(
-                step, ["--run-date", str(run_date), *STEP_OPTIONS.get(step, ()),
-                       *IN_PROCESS_OPTIONS.get(step, ())]))
+            step_result = _run_step(ctx, step, run_date)
         except MemberscoreError as exc:
             outcomes.append(StepOutcome(step, "FAILED", None, time.monotonic() - start))
-            outcomes.extend(StepOutcome(s, "skipped", None, 0.0)
-                            for s in STEPS[STEPS.index(step) + 1:])
-            lines = summary_table(outcomes)
-            print("\n".join([*lines, *warnings]))
-            _write_report(ctx, run_date, outcomes)
-            raise PipelineStepError(f"stopped at {step}: {exc}", exc.exit_code, lines) from exc
+            # a drift alert is a finding: its rows are still published, then it fails
+            failures.append((step, exc))
+            continue
         # the data quality warnings of the validations this step ran, and drift alerts
         # when monitor.warn_only lets them through: shown, they stop nothing
         step_warnings = list(step_result.details.get("validation_warnings", []))
@@ -117,6 +124,14 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
                                     time.monotonic() - start, note))
         result.rows.update({f"{step}.{k}": v for k, v in step_result.rows.items()})
         shown.advance()
+    if failures:
+        (first_step, first), *later = failures
+        lines = summary_table(outcomes)
+        print("\n".join([*lines, *warnings]))
+        _write_report(ctx, run_date, outcomes)
+        also = "".join(f"; then {name} failed: {error}" for name, error in later)
+        raise PipelineStepError(f"stopped at {first_step}: {first}{also}", first.exit_code,
+                                lines) from first
     result.messages.extend(summary_table(outcomes))
     result.messages.extend(warnings)
     report = _write_report(ctx, run_date, outcomes)
@@ -124,6 +139,15 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
     if report is not None:
         result.messages.append(f"run report: {report}")
     return result
+
+
+def _run_step(ctx: RunContext, step: str, run_date: dt.date) -> JobResult:
+    from memberscore.runner import execute, job_arguments
+
+    command = STEP_COMMANDS.get(step, step)
+    return execute(ctx, command, job_arguments(
+        command, ["--run-date", str(run_date), *STEP_OPTIONS.get(step, ()),
+                  *IN_PROCESS_OPTIONS.get(step, ())]))
 
 
 def _write_report(ctx: RunContext, run_date: dt.date, outcomes: list[StepOutcome]) -> Path | None:

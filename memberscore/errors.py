@@ -50,6 +50,16 @@ class QualityGateError(MemberscoreError):
     exit_code = 7
 
 
+class DriftAlertError(QualityGateError):
+    """A monitored column or source is in alert (and conf `monitor.warn_only` is false).
+
+    Raised only after drift_metrics and the run report are written.  Its own exit
+    status (10) lets a scheduler tell drift from a failed data-quality gate (7).
+    """
+
+    exit_code = 10
+
+
 class WarehouseError(MemberscoreError):
     """Publishing to, or reconciling with, the warehouse failed."""
 

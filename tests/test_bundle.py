@@ -61,25 +61,37 @@ def test_every_wheel_entry_point_exists_in_the_package() -> None:
 
 
 def test_nightly_chain_matches_the_pipeline_order() -> None:
-    from memberscore.jobs.pipeline import STEPS
+    from memberscore.config import load_settings
+    from memberscore.jobs.pipeline import PUBLISH_DRIFT, STEPS
 
     tasks = _jobs()["memberscore_nightly"]["tasks"]
     order = [t["task_key"] for t in tasks]
-    assert order == list(STEPS)
+    assert order == [*STEPS, PUBLISH_DRIFT]
+    # the drift publish runs after monitor whatever monitor's verdict, in every target
+    # whose conf publishes drift_metrics (the pipeline runs it on the same rule)
+    assert tasks[-1]["run_if"] == "ALL_DONE"
+    assert tasks[-1]["python_wheel_task"]["entry_point"] == "memberscore-publish"
+    assert all("run_if" not in t for t in tasks[:-1])
+    for target in _load(REPO / "databricks.yml")["targets"]:
+        assert "drift_metrics" in load_settings(target).snowflake.published_tables
     for previous, task in itertools.pairwise(tasks):
         assert task["depends_on"] == [{"task_key": previous["task_key"]}]
     assert "depends_on" not in tasks[0]
 
 
 def test_nightly_tasks_pass_the_options_the_pipeline_passes() -> None:
-    """`memberscore pipeline` runs what the nightly job runs: same extra options."""
-    from memberscore.jobs.pipeline import STEP_OPTIONS, STEPS
+    """`memberscore pipeline` runs what the nightly job runs: same commands, same
+    extra options."""
+    from memberscore.jobs.pipeline import PUBLISH_DRIFT, STEP_COMMANDS, STEP_OPTIONS, STEPS
 
     for task in _jobs()["memberscore_nightly"]["tasks"]:
+        step = task["task_key"]
         args = task["python_wheel_task"]["parameters"]
         extra = args[args.index("{{job.parameters.run_date}}") + 1:]
-        assert extra == list(STEP_OPTIONS.get(task["task_key"], ())), task["task_key"]
-    assert set(STEP_OPTIONS) <= set(STEPS)
+        assert extra == list(STEP_OPTIONS.get(step, ())), step
+        command = STEP_COMMANDS.get(step, step)
+        assert task["python_wheel_task"]["entry_point"] == f"memberscore-{command}", step
+    assert set(STEP_OPTIONS) <= {*STEPS, PUBLISH_DRIFT}
 
 
 def test_tasks_share_one_job_cluster_and_pass_the_run_date() -> None:
@@ -127,9 +139,6 @@ def test_every_target_runs_its_own_conf_environment() -> None:
         for cluster in job.get("job_clusters", []):
             env = cluster["new_cluster"].get("spark_env_vars") or {}
             assert not [k for k in env if k.startswith("MEMBERSCORE__")], job["name"]
-        for task in job["tasks"]:
-            args = task["python_wheel_task"]["parameters"]
-            assert args[:2] == ["--env", "${bundle.target}"], task["task_key"]
 
 
 def test_no_step_that_can_fail_on_data_quality_is_retried() -> None:

@@ -17,7 +17,6 @@ import dataclasses
 import datetime as dt
 from collections import Counter
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from pathlib import Path
 
 import mlflow
@@ -27,19 +26,18 @@ import pytest
 from modeldata import MODEL_FEATURES, feature_frame, model_settings, write_features
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
-from test_report import parse
+from reportpage import Page, parse
 
 from memberscore.cli import main
 from memberscore.config import Settings, load_settings
 from memberscore.context import JobResult, RunContext
-from memberscore.errors import InputError
-from memberscore.jobs import monitor
+from memberscore.errors import DriftAlertError, InputError
+from memberscore.jobs import monitor, publish
 from memberscore.models.baseline import ARTIFACT_PATH, build_baseline, dumps
 from memberscore.models.estimator import DATE, LABEL, churn_probability, fit, time_split
 from memberscore.models.registry import ModelRegistry, ResolvedModel
 from memberscore.models.tracking import configure_mlflow, local_uris
 from memberscore.models.training_run import log_training_run
-from memberscore.monitoring.drift import DriftAlertError
 from memberscore.schemas import bronze_schema, bronze_table, quarantine_table
 from memberscore.tables import DRIFT_METRICS_SCHEMA, MEMBER_SCORES
 from memberscore.transforms.ingest import QUARANTINE_SCHEMA
@@ -201,29 +199,16 @@ def drift_rows(ctx: RunContext) -> dict[tuple[str, str, str], tuple]:
             for r in rows}
 
 
-class Charts(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.svgs: dict[str, list[dict[str, str]]] = {}
-        self._svg: str | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k: v or "" for k, v in attrs}
-        if tag == "svg":
-            self._svg = a.get("id", "")
-            self.svgs[self._svg] = []
-        elif tag == "rect" and self._svg is not None:
-            self.svgs[self._svg].append(a)
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "svg":
-            self._svg = None
+def worst_columns(page: Page, model: str) -> list[str]:
+    """The column labels of a model's worst-drift chart, top (worst) first."""
+    chart = page.charts[f"drift-worst-{model}"]
+    return [chart.text(f"column-{i}").text for i in range(10) if chart.has(f"column-{i}")]
 
 
-def charts(path: Path) -> dict[str, list[dict[str, str]]]:
-    parser = Charts()
-    parser.feed(path.read_text(encoding="utf-8"))
-    return parser.svgs
+def members_scored(page: Page, model: str) -> int:
+    """The members of a model's score-bands table, all bands together."""
+    rows = page.tables[f"score-bands-{model}"][1:]
+    return sum(int(row[1].replace(",", "")) for row in rows)
 
 
 # --------------------------------------------------------------------------- tests
@@ -286,12 +271,11 @@ def test_same_distribution_is_ok_and_every_column_is_reported(
     assert result.messages[-1] == f"report: {report}"
     assert any(m.startswith(f"drift {D} {MODEL} version {store.champion.version}: 0 alert")
                for m in result.messages)
-    svgs = charts(report)
-    histogram = [int(a["data-count"]) for a in svgs[f"score-histogram-{MODEL}"]]
-    assert sum(histogram) == len(store.values)
-    assert {a["data-column"] for a in svgs[f"drift-worst-{LEGACY}"]} >= \
-        {"txn_count_7d", "legacy_ratio"}  # the warn rows are charted first
     page = parse(report.read_text(encoding="utf-8"))
+    assert f"score-histogram-{MODEL}" in page.charts
+    assert members_scored(page, MODEL) == len(store.values)
+    # the warn rows (value n/a) are charted first
+    assert set(worst_columns(page, LEGACY)[:2]) == {"txn_count_7d", "legacy_ratio"}
     counts = {row[0]: row[2] for row in page.tables["row-counts"][1:]}
     assert counts["bronze_transactions"] == "1"  # t2 landed on D
     assert counts["quarantine_transactions"] == "1"
@@ -342,16 +326,21 @@ def test_alert_fails_after_writing_drift_and_report_unless_warn_only(
     assert {r[3] for r in rows.values()} == {"test-alert"}
     report = home / "reports" / "runs" / D.isoformat() / "report-test-alert.html"
     assert str(report) in err[0]
-    assert charts(report)[f"drift-worst-{MODEL}"][0]["data-column"] == "txn_count_30d"
+    assert worst_columns(parse(report.read_text(encoding="utf-8")), MODEL)[0] == "txn_count_30d"
 
-    # warn-only: the same day succeeds, says why, and publishes the day's drift rows
+    # warn-only: the same day succeeds and says why; monitor never talks to the
+    # warehouse, it says how the day's drift rows get there, and publish sends them
     warn_only = monitor_ctx(settings, spark, store, run_id="test-warn-only", warn_only=True,
                             published=("drift_metrics",))
     result: JobResult = monitor.run(warn_only, argparse.Namespace(run_date=D))
     assert result.details["alerts"][0].startswith(f"{MODEL}: txn_count_30d psi")
     assert "monitor.warn_only is true" in result.messages[-1]
+    assert f"to the warehouse: `memberscore publish --run-date {D} --table drift_metrics` " \
+           "(pipeline runs it after monitor)" in result.messages
+    assert not any(m.startswith("published") for m in result.messages)
+    sent = publish.run(warn_only, argparse.Namespace(run_date=D, table=["drift_metrics"]))
     assert any(m.startswith(f"published DRIFT_METRICS {D}: {len(rows):,} rows")
-               for m in result.messages)
+               for m in sent.messages)
     with open_warehouse(warn_only.settings, warn_only.paths.warehouse, purpose="test") as conn:
         published = conn.execute(
             "SELECT STATUS, COUNT(*) FROM DRIFT_METRICS WHERE AS_OF_DATE = ? AND RUN_ID = ? "

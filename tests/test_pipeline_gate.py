@@ -36,9 +36,10 @@ def test_a_critical_failure_in_features_stops_the_pipeline_before_score_and_publ
     land(home, [("M9", "2026-03-21T08:00:00Z")])
     assert main(["pipeline", "--run-date", D.isoformat()]) == QualityGateError.exit_code
     captured = capsys.readouterr()
-    summary = {line.split()[0]: line.split()[1] for line in captured.out.splitlines()[2:8]}
+    summary = {line.split()[0]: line.split()[1] for line in captured.out.splitlines()[2:9]}
     assert summary == {"ingest": "ok", "features": "FAILED", "validate": "skipped",
-                       "score": "skipped", "publish": "skipped", "monitor": "skipped"}
+                       "score": "skipped", "publish": "skipped", "monitor": "skipped",
+                       "publish_drift_metrics": "skipped"}
     (error,) = [line for line in captured.err.splitlines() if line.startswith("memberscore: ")]
     assert error.startswith(
         "memberscore: pipeline failed: stopped at features: data quality gate failed for "
@@ -77,10 +78,10 @@ def test_a_warning_is_shown_and_the_pipeline_scores_and_publishes(
     with caplog.at_level(logging.INFO, logger="memberscore.reporting"):
         assert main(["pipeline", "--run-date", D.isoformat()]) == 0
     out = capsys.readouterr().out.splitlines()
-    steps = {line.split()[0]: line.split() for line in out[2:8]}
+    steps = {line.split()[0]: line.split() for line in out[2:9]}
     assert {step: cells[1] for step, cells in steps.items()} == {
         "ingest": "ok", "features": "ok", "validate": "ok", "score": "ok", "publish": "ok",
-        "monitor": "ok"}
+        "monitor": "ok", "publish_drift_metrics": "ok"}
     assert steps["features"][-2:] == ["1", "warning(s)"]
     # one run report, the pipeline's (with its steps): monitor under it builds none
     built = [r.getMessage() for r in caplog.records if r.name == "memberscore.reporting"
@@ -91,7 +92,7 @@ def test_a_warning_is_shown_and_the_pipeline_scores_and_publishes(
     assert "steps-table" in page and "not run through pipeline" not in page
     warning = (f"WARNING member_features_daily 2026-03-20: {ROW_COUNT_WINDOW} not met, "
                "observed 3 (expected between 4 and 6)")
-    assert out[8] == warning  # shown once, under the summary
+    assert out[9] == warning  # shown once, under the summary
 
     # the validate step reused the features step's validation instead of repeating it:
     # one GX result for the snapshot

@@ -19,7 +19,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from memberscore.errors import InputError, QualityGateError
+from memberscore.errors import DriftAlertError, InputError
 from memberscore.feature_registry import model_feature_names
 from memberscore.models.registry import ModelRegistry
 from memberscore.models.tracking import configure_mlflow
@@ -54,16 +54,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SOURCE_METRICS = (FRESHNESS_HOURS, LATE_ROWS)
-
-
-class DriftAlertError(QualityGateError):
-    """A monitored column or source is in alert (and conf `monitor.warn_only` is false).
-
-    Raised only after drift_metrics and the run report are written.  Its own exit
-    status (10) lets a scheduler tell drift from a failed data-quality gate (7).
-    """
-
-    exit_code = 10
 
 
 @dataclass
