@@ -229,10 +229,12 @@ def test_latest_members_row_wins_even_on_equal_update_times(spark: SparkSession)
     ]
     days = member_days(members_frame(spark, members), dt.date(2026, 3, 1),
                        dt.date(2026, 3, 31), LATENESS)
-    got = {r["day"]: r["onboarded_day"] for r in days.collect()}
-    # 03-01: the closing row (closed on D is in); 03-02..03-29 closed; 03-30.. reopened
-    assert sorted(got) == [20513, 20542, 20543]
-    assert got[20543] == 20455  # onboarded 2026-01-02, from the winning row
+    # 03-01 (20513): the closing row, and closed on D is in; 03-02..03-29 closed;
+    # 03-30 and 03-31 reopened, onboarded 2026-01-02 (20455) from the winning row
+    expected = spark.createDataFrame(
+        [("m1", 20513, 20454), ("m1", 20542, 20455), ("m1", 20543, 20455)],
+        "member_id string, day int, onboarded_day int")
+    assert_df_equality(days, expected, ignore_row_order=True, ignore_nullable=True)
 
 
 # --------------------------------------------------------------------------- the job

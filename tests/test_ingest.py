@@ -295,8 +295,10 @@ def test_ids_seen_on_other_days_ignore_the_day_being_replaced(spark: SparkSessio
          ("Z", D1)],
         "transaction_id string, landing_date date")
     seen = ingest.ids_seen_on_other_days(table, today, D2)
-    assert sorted(tuple(r) for r in seen.collect()) == [("A", True, False),
-                                                        ("B", False, True)]
+    expected = spark.createDataFrame(
+        [("A", True, False), ("B", False, True)],
+        "transaction_id string, seen_before boolean, seen_after boolean")
+    assert_df_equality(seen, expected, ignore_row_order=True, ignore_nullable=True)
     # the empty frame of the first ingest (no bronze yet) has the same columns
     assert [(f.name, f.dataType) for f in ingest.no_ids_seen(spark).schema] == \
         [(f.name, f.dataType) for f in seen.schema]
