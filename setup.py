@@ -106,6 +106,8 @@ setup(
     # from the `local` extra.
     install_requires=[
         "pyyaml>=6,<7",
+        # the conf model (memberscore.config); 2.10.3 fixed deferred-build dataclasses
+        "pydantic>=2.10.3,<3",
         "pandas>=2.2,<3",
         "numpy>=1.26,<3",
         "pyarrow>=16",

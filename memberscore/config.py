@@ -1,10 +1,14 @@
 """Typed, validated configuration loaded once per run.
 
 `conf/base.yml` holds every key with its default; `conf/<env>.yml` overrides some of
-them for one environment (local, dev, staging, prod).  The merged mapping is bound to
-frozen dataclasses: a key that the dataclasses do not declare, a declared key that no
-file sets, or a value of the wrong type fails at start-up with the file and the key
-path named.
+them for one environment (local, dev, staging, prod), and `MEMBERSCORE__SECTION__KEY`
+environment variables override single keys.  The merged mapping is validated by
+pydantic into frozen dataclasses: a key the classes do not declare, a declared key
+that no file sets, a value of the wrong type or outside its range fails at start-up in
+one line naming the file (or variable) the key came from, the key path and what was
+expected.  Every range check on a conf value lives here, on its field.  The files and
+the variables are merged by this module, not by pydantic-settings: a variable's value
+is YAML (`[a.b.churn]` is a list), and each key remembers where it was set.
 
 Secrets are never values in these files.  A string of the form `${NAME}` is an
 environment reference and `{{secrets/<scope>/<key>}}` a Databricks secret-scope
@@ -18,16 +22,27 @@ import dataclasses
 import itertools
 import os
 import re
-import types
-import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from types import MappingProxyType
+from typing import Annotated, Any, Literal, get_args, get_type_hints
 
 import yaml
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
+from pydantic.dataclasses import dataclass
+from pydantic_core import ErrorDetails
 
 from memberscore.errors import ConfigError
 
@@ -35,6 +50,7 @@ from memberscore.errors import ConfigError
 MAX_MONEY = Decimal("9999999999999999.99")
 
 ENVIRONMENTS = ("local", "dev", "staging", "prod")
+ENV_OVERRIDE_PREFIX = "MEMBERSCORE__"
 
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _SCOPE_REF = re.compile(r"^\{\{secrets/([A-Za-z0-9_.\-]+)/([A-Za-z0-9_.\-]+)\}\}$")
@@ -109,159 +125,288 @@ def _dbutils() -> Any:
         return None
 
 
+# --------------------------------------------------------------------------- field types
+# A validator raises ValueError saying what is expected (and what was found, never a
+# secret); `_one_line` adds the key and the file or variable it came from.  The
+# checks whose rules live elsewhere import them when they run: the modules holding
+# them import Spark or this module.
+
+
+def _secret(value: object) -> Secret:
+    if isinstance(value, Secret):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be a secret reference string")
+    try:
+        return Secret(value)
+    except ValueError as exc:
+        raise ValueError(f"{exc}; secret values never go in conf files") from None
+
+
+def _written_out(value: str) -> str:
+    if _ENV_REF.match(value) or _SCOPE_REF.match(value):
+        raise ValueError("is not a secret field; write its value, not a reference")
+    return value
+
+
+def _snowflake_name(value: str) -> str:
+    from memberscore.warehouse.identifiers import conf_identifier
+
+    return conf_identifier(value)
+
+
+def _snowflake_account(value: str) -> str:
+    from memberscore.warehouse.identifiers import conf_account
+
+    return conf_account(value)
+
+
+def _snowflake_user(value: str) -> str:
+    from memberscore.warehouse.identifiers import conf_user
+
+    return conf_user(value)
+
+
+def _snowflake_host(value: str) -> str:
+    from memberscore.warehouse.identifiers import conf_host
+
+    return conf_host(value)
+
+
+def _lake_table(value: str) -> str:
+    from memberscore.errors import TableError
+    from memberscore.lake.base import validate_identifier
+
+    try:
+        return validate_identifier(value)
+    except TableError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _chunk_days(value: int) -> int:
+    from memberscore.transforms.tiles import MAX_CHUNK_DAYS
+
+    if not 1 <= value <= MAX_CHUNK_DAYS:
+        raise ValueError(f"must be between 1 and {MAX_CHUNK_DAYS} (a chunk's counterparty "
+                         f"masks hold one bit per day), found {value}")
+    return value
+
+
+def _sources(values: tuple[str, ...]) -> tuple[str, ...]:
+    from memberscore.schemas import SOURCES
+
+    return _known(values, SOURCES, "sources of the contract")
+
+
+def _output_tables(values: tuple[str, ...]) -> tuple[str, ...]:
+    from memberscore.tables import OUTPUT_TABLES
+
+    return _known(values, OUTPUT_TABLES, "output tables")
+
+
+def _known(values: tuple[str, ...], known: Mapping[str, object], what: str) -> tuple[str, ...]:
+    unknown = [v for v in values if v not in known]
+    if unknown:
+        raise ValueError(f"must name {what} ({', '.join(known)}), found "
+                         f"{', '.join(map(repr, unknown))}")
+    return values
+
+
+def _score_bands(bands: tuple[ScoreBand, ...]) -> tuple[ScoreBand, ...]:
+    """Bands must tile [0, 1] without gaps or overlaps, so every probability gets
+    exactly one band; the message lists every problem found."""
+    problems: list[str] = []
+    ordered = sorted(bands, key=lambda b: b.lower)
+    if not ordered:
+        problems.append("no bands are configured")
+    for band in ordered:
+        if not band.lower < band.upper:
+            problems.append(f"band {band.name!r} has lower {band.lower} >= upper {band.upper}")
+    for previous, current in itertools.pairwise(ordered):
+        if current.lower != previous.upper:
+            problems.append(
+                f"band {current.name!r} starts at {current.lower} but {previous.name!r} "
+                f"ends at {previous.upper} (bands must meet exactly)"
+            )
+    if ordered and ordered[0].lower > 0.0:
+        problems.append(f"the lowest band starts at {ordered[0].lower}, not at 0")
+    if ordered and ordered[-1].upper <= 1.0:
+        problems.append(f"the highest band ends at {ordered[-1].upper}; it must end above 1 "
+                        "(upper bounds are exclusive) so a score of 1.0 has a band")
+    names = [b.name for b in bands]
+    if len(set(names)) != len(names):
+        problems.append(f"band names repeat: {names}")
+    if problems:
+        raise ValueError("models.score_bands is invalid: " + "; ".join(problems))
+    return bands
+
+
+# Strict types, as conf is typed: a bool is not a number, a string not a number (a
+# YAML 1 is a float, though); text that is a secret reference is refused.
+Text = Annotated[StrictStr, AfterValidator(_written_out)]
+AtLeastOne = Annotated[StrictInt, Field(ge=1)]
+SecretRef = Annotated[Secret, PlainValidator(_secret)]
+SnowflakeName = Annotated[Text, AfterValidator(_snowflake_name)]
+LakeTable = Annotated[Text, AfterValidator(_lake_table)]
+Names = tuple[Text, ...]
+# read-only; the values go to Spark as they are
+FreeMap = Annotated[Mapping[StrictStr, Any], AfterValidator(MappingProxyType)]
+
+# Unknown keys are refused; a value never appears in pydantic's own messages (a
+# literal where a secret belongs would be one); the classes are built on first use,
+# which keeps importing this module cheap.
+_CONF = ConfigDict(extra="forbid", hide_input_in_errors=True, defer_build=True)
+
+
 # --------------------------------------------------------------------------- sections
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_CONF)
 class SparkSettings:
     """How the local Spark session is built (ignored on Databricks, which has one)."""
 
-    master: str
-    app_name: str
-    shuffle_partitions: int
-    driver_memory: str
-    ui_enabled: bool
-    extra_conf: Mapping[str, str]
+    master: Text
+    app_name: Text
+    shuffle_partitions: StrictInt
+    driver_memory: Text
+    ui_enabled: StrictBool
+    extra_conf: FreeMap
     # Delta's jars for the local session; None = <python prefix>/share/memberscore/jars
-    jars_dir: str | None
+    jars_dir: Text | None
     # extra JVM flags of the local driver (e.g. the test suite's faster-starting JIT)
-    java_options: str
+    java_options: Text
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_CONF)
 class LakeSettings:
     """Where the Delta tables live and which backend reads and writes them."""
 
     backend: Literal["auto", "delta-rs", "delta-spark"]
-    catalog: str | None
-    schema: str | None
-    root: str | None
+    # Unity Catalog names: Snowflake-style identifiers (they go into SQL text)
+    catalog: SnowflakeName | None
+    schema: SnowflakeName | None
+    root: Text | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_CONF)
 class IngestSettings:
     """Landing-file ingest rules."""
 
-    max_bad_row_share: float
+    max_bad_row_share: StrictFloat
     # a transaction with a larger absolute amount (GBP) is quarantined as
     # `amount_out_of_range`: at most this per row, a member's 90-day sum stays within
     # decimal(18,2) for up to 10 million rows
-    max_abs_amount: Decimal
-    sources: tuple[str, ...]
+    max_abs_amount: Annotated[Decimal, Field(gt=0, le=MAX_MONEY)]
+    sources: Annotated[Names, AfterValidator(_sources)]
     # the landing days ingest completed (memberscore.ingest_log)
-    log_table: str
-
-    def __post_init__(self) -> None:
-        if not Decimal("0") < self.max_abs_amount <= MAX_MONEY:
-            raise ConfigError(
-                f"ingest.max_abs_amount must be above 0 and at most {MAX_MONEY:,} "
-                f"(decimal(18,2)), found {self.max_abs_amount}")
+    log_table: LakeTable
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_CONF)
 class GenerateSettings:
     """Defaults for the synthetic data generator."""
 
-    members: int
-    days: int
-    seed: int
-    dirty_share: float
+    members: StrictInt
+    days: StrictInt
+    seed: StrictInt
+    dirty_share: StrictFloat
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_CONF)
 class FeatureSettings:
     """Feature snapshot rules."""
 
-    allowed_lateness_hours: float
-    build_log_table: str
-    backfill_chunk_days: int
+    allowed_lateness_hours: StrictFloat
+    build_log_table: LakeTable
+    # at most transforms.tiles.MAX_CHUNK_DAYS
+    backfill_chunk_days: Annotated[StrictInt, AfterValidator(_chunk_days)]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_CONF)
 class ValidationSettings:
     """Data-quality gate."""
 
-    row_count_tolerance: float
-    build_data_docs: bool
+    row_count_tolerance: StrictFloat
+    build_data_docs: StrictBool
     # Which engine Great Expectations computes its metrics with: `spark`, `pandas`
     # (the day's rows collected to the driver), or `auto`: pandas while the day has
     # at most `pandas_max_rows` rows, Spark above.
     engine: Literal["auto", "spark", "pandas"]
-    pandas_max_rows: int
+    pandas_max_rows: StrictInt
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_CONF)
 class ScoreBand:
     """A named score band: scores in [lower, upper) get this name."""
 
-    name: str
-    lower: float
-    upper: float
+    name: Text
+    lower: StrictFloat
+    upper: StrictFloat
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_CONF)
 class ModelSettings:
     """Model training, the registry, and scoring."""
 
-    tracking_uri: str | None
-    registry_uri: str | None
-    experiment: str
-    names: tuple[str, ...]
-    champion_alias: str
-    challenger_alias: str
-    feature_ttl_days: int
-    holdout_weeks: int
-    score_bands: tuple[ScoreBand, ...]
+    tracking_uri: Text | None
+    registry_uri: Text | None
+    experiment: Text
+    names: Names
+    champion_alias: Text
+    challenger_alias: Text
+    feature_ttl_days: AtLeastOne
+    holdout_weeks: AtLeastOne
+    score_bands: Annotated[tuple[ScoreBand, ...], AfterValidator(_score_bands)]
     algorithm: Literal["hist_gradient_boosting", "logistic_regression"]
-    max_iter: int
-    learning_rate: float
-    min_training_rows: int
-    random_seed: int
+    max_iter: StrictInt
+    learning_rate: StrictFloat
+    min_training_rows: StrictInt
+    random_seed: StrictInt
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_CONF)
 class SnowflakeSettings:
     """The warehouse that features and scores are published to."""
 
-    account: str
-    user: str
-    role: str | None
-    warehouse: str | None
-    database: str
-    schema: str
-    host: str | None
-    port: int | None
+    account: Annotated[Text, AfterValidator(_snowflake_account)]
+    user: Annotated[Text, AfterValidator(_snowflake_user)]
+    role: SnowflakeName | None
+    warehouse: SnowflakeName | None
+    database: SnowflakeName
+    schema: SnowflakeName
+    host: Annotated[Text, AfterValidator(_snowflake_host)] | None
+    port: StrictInt | None
     protocol: Literal["http", "https"]
-    password: Secret | None
-    private_key: Secret | None
-    private_key_passphrase: Secret | None
-    published_tables: tuple[str, ...]
-    optional_tables: tuple[str, ...]
-    local_server: bool
-    login_timeout_seconds: int
+    password: SecretRef | None
+    private_key: SecretRef | None
+    private_key_passphrase: SecretRef | None
+    published_tables: Annotated[Names, AfterValidator(_output_tables)]
+    optional_tables: Annotated[Names, AfterValidator(_output_tables)]
+    local_server: StrictBool
+    login_timeout_seconds: AtLeastOne
     # give up a statement the connector keeps retrying (HTTP 5xx, resets) after this long
-    network_timeout_seconds: int
+    network_timeout_seconds: AtLeastOne
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_CONF)
 class MonitorSettings:
     """Drift and freshness thresholds."""
 
-    psi_warn: float
-    psi_alert: float
-    ks_warn: float
-    ks_alert: float
-    psi_bins: int
-    warn_only: bool
-    max_source_staleness_hours: float
+    psi_warn: StrictFloat
+    psi_alert: StrictFloat
+    ks_warn: StrictFloat
+    ks_alert: StrictFloat
+    psi_bins: StrictInt
+    warn_only: StrictBool
+    max_source_staleness_hours: StrictFloat
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_CONF)
 class Settings:
     """Everything a run needs to know, for one environment."""
 
-    env: str
-    home: str | None
+    env: StrictStr
+    home: Text | None
     spark: SparkSettings
     lake: LakeSettings
     generate: GenerateSettings
@@ -277,6 +422,14 @@ class Settings:
         else `.memberscore/` in the working directory."""
         raw = self.home or os.environ.get("MEMBERSCORE_HOME") or ".memberscore"
         return Path(raw).expanduser().resolve()
+
+
+def check_score_bands(bands: Sequence[ScoreBand]) -> None:
+    """ConfigError listing every problem of `bands`: the check of `models.score_bands`."""
+    try:
+        _score_bands(tuple(bands))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 # --------------------------------------------------------------------------- loading
@@ -315,7 +468,7 @@ def _merge(base: dict[str, Any], override: dict[str, Any], origin: dict[str, str
     return out
 
 
-# Keys whose values are free-form mappings (not bound to dataclass fields).
+# Keys whose values are free-form mappings (not sections with declared keys).
 _FREE_MAPS = {"spark.extra_conf"}
 
 
@@ -331,7 +484,8 @@ def _record_origin(data: Any, origin: dict[str, str], where: str, prefix: str = 
 
 
 def load_settings(env: str = "local", conf_dir: str | Path | None = None) -> Settings:
-    """Load `base.yml` merged with `<env>.yml` into a frozen Settings.
+    """Load `base.yml` merged with `<env>.yml` and the environment's overrides into a
+    frozen Settings.
 
     `conf_dir` defaults to the `conf/` packaged in the wheel; `$MEMBERSCORE_CONF_DIR`
     points at another folder (for a site's own overrides).
@@ -351,41 +505,17 @@ def load_settings(env: str = "local", conf_dir: str | Path | None = None) -> Set
         merged = _merge(merged, nested, origin, f"environment variable {var}")
     merged["env"] = env
     origin["env"] = "--env"
-    settings = _bind(Settings, merged, origin, base_where, "")
-    _check_names(settings)
-    check_score_bands(settings.models.score_bands)
-    return settings
-
-
-def _check_names(settings: Settings) -> None:
-    """Names that end up in SQL or paths are checked at load, not when first used: a
-    quote or `;` in a table, schema or database name fails here, naming the key."""
-    from memberscore.errors import TableError
-    from memberscore.lake.base import validate_identifier
-    from memberscore.warehouse.connection import ConnectionSpec
-    from memberscore.warehouse.identifiers import conf_identifier
-
-    ConnectionSpec.from_settings(settings.snowflake)  # account, user, role, names
-    for key, value in (("lake.catalog", settings.lake.catalog),
-                       ("lake.schema", settings.lake.schema)):
-        if value is not None:
-            conf_identifier(value, key)
-    for key, value in (("features.build_log_table", settings.features.build_log_table),
-                       ("ingest.log_table", settings.ingest.log_table)):
-        try:
-            validate_identifier(value)
-        except TableError as exc:
-            raise ConfigError(f"conf key '{key}': {exc}") from None
-
-
-ENV_OVERRIDE_PREFIX = "MEMBERSCORE__"
+    try:
+        return Settings(**{str(key): value for key, value in merged.items()})
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc, origin, base_where)) from None
 
 
 def _environment_overrides() -> dict[str, dict[str, Any]]:
     """`MEMBERSCORE__LAKE__CATALOG=x` overrides `lake.catalog` (value parsed as YAML).
 
-    This is how a deployment (the Databricks bundle's job cluster) sets per-target
-    values without a second copy of the conf files.  Keys are checked like file keys.
+    This is how a person sets one key for one run without a second copy of the conf
+    files.  Keys are checked like file keys.
     """
     out: dict[str, dict[str, Any]] = {}
     for var in sorted(os.environ):
@@ -404,133 +534,92 @@ def _environment_overrides() -> dict[str, dict[str, Any]]:
     return out
 
 
-def _bind(cls: type, data: Any, origin: dict[str, str], default_where: str, prefix: str) -> Any:
-    where = origin.get(prefix.rstrip("."), default_where)
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: key '{prefix.rstrip('.')}' must be a mapping, found {data!r}")
-    hints = get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        key = f"{prefix}{unknown[0]}"
-        raise ConfigError(
-            f"{origin.get(key, where)}: unknown key '{key}' "
-            f"(known keys here: {', '.join(sorted(fields))})"
-        )
-    values: dict[str, Any] = {}
-    for name, fdef in fields.items():
-        key = f"{prefix}{name}"
-        if name not in data:
-            has_default = (fdef.default is not dataclasses.MISSING
-                           or fdef.default_factory is not dataclasses.MISSING)
-            if has_default:
-                continue
-            raise ConfigError(f"{default_where}: missing key '{key}'")
-        values[name] = _coerce(hints[name], data[name], key, origin.get(key, where), origin,
-                               default_where)
-    return cls(**values)
+# --------------------------------------------------------------------------- messages
+
+# What a value of pydantic's error types must be, in the words of conf.
+_EXPECTED = {
+    "int_type": "must be a whole number", "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number", "float_parsing": "must be a number",
+    "decimal_type": "must be a number", "decimal_parsing": "must be a number",
+    "finite_number": "must be a finite number",
+    "bool_type": "must be true or false", "bool_parsing": "must be true or false",
+    "string_type": "must be a string",
+    "tuple_type": "must be a list", "list_type": "must be a list",
+    "dict_type": "must be a mapping", "dataclass_type": "must be a mapping",
+    "dataclass_args_type": "must be a mapping", "mapping_type": "must be a mapping",
+}
+_UNKNOWN = ("unexpected_keyword_argument", "extra_forbidden", "invalid_key")
+_BOUNDS = {"greater_than": ("gt", "above"), "greater_than_equal": ("ge", "at least"),
+           "less_than": ("lt", "below"), "less_than_equal": ("le", "at most")}
 
 
-def _coerce(tp: Any, value: Any, key: str, where: str, origin: dict[str, str],
-            default_where: str) -> Any:
-    origin_tp = get_origin(tp)
-    args = get_args(tp)
-    if origin_tp in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        non_none = [a for a in args if a is not type(None)]
-        errors = []
-        for arg in non_none:
-            try:
-                return _coerce(arg, value, key, where, origin, default_where)
-            except ConfigError as exc:
-                errors.append(exc)
-        raise errors[0]
-    if tp is Secret:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: key '{key}' must be a secret reference string")
-        try:
-            return Secret(value)
-        except ValueError as exc:
-            raise ConfigError(
-                f"{where}: key '{key}': {exc}; secret values never go in conf files"
-            ) from None
-    if origin_tp is Literal:
-        if value not in args:
-            raise ConfigError(
-                f"{where}: key '{key}' must be one of {', '.join(map(str, args))}, found {value!r}"
-            )
-        return value
-    if origin_tp is tuple:
-        if not isinstance(value, list):
-            raise ConfigError(f"{where}: key '{key}' must be a list, found {value!r}")
-        return tuple(
-            _coerce(args[0], item, f"{key}[{i}]", where, origin, default_where)
-            for i, item in enumerate(value)
-        )
-    if origin_tp in (Mapping, dict) or tp in (dict, Mapping):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: key '{key}' must be a mapping, found {value!r}")
-        return types.MappingProxyType(dict(value))
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: key '{key}' must be a mapping, found {value!r}")
-        return _bind(typing.cast(type, tp), value, origin, where, f"{key}.")
-    if tp is Any:
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: key '{key}' must be true or false, found {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: key '{key}' must be a whole number, found {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: key '{key}' must be a number, found {value!r}")
-        return float(value)
-    if tp is Decimal:
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise ConfigError(f"{where}: key '{key}' must be a number, found {value!r}")
-        try:
-            return Decimal(str(value).replace("_", ""))
-        except ArithmeticError:
-            raise ConfigError(f"{where}: key '{key}' must be a number, found {value!r}") from None
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: key '{key}' must be a string, found {value!r}")
-        if _ENV_REF.match(value) or _SCOPE_REF.match(value):
-            raise ConfigError(
-                f"{where}: key '{key}' is not a secret field; write its value, not a reference"
-            )
-        return value
-    raise ConfigError(f"{where}: key '{key}' has an unsupported type {tp!r}")  # pragma: no cover
+def _one_line(exc: ValidationError, origin: Mapping[str, str], base_where: str) -> str:
+    """The first of the errors in one line: where the key came from, its path, and what
+    it must be; the count of the others."""
+    # a misspelled key is reported before the missing key it leaves behind
+    errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] not in _UNKNOWN)
+    error = errors[0]
+    loc = error["loc"]
+    kind = error["type"]
+    key = _key_path(loc)
+    where = _where(loc, origin, base_where)
+    if kind in _UNKNOWN:
+        key = _key_path((*loc[:-1], str(loc[-1])))  # a key YAML read as a number, too
+        known = ", ".join(f.name for f in dataclasses.fields(_section(loc[:-1])))
+        line = f"{where}: unknown key '{key}' (known keys here: {known})"
+    elif kind == "missing":
+        line = f"{where}: missing key '{key}'"
+    elif loc[-1:] == ("[key]",):  # a key of a free-form mapping (spark.extra_conf)
+        line = f"{where}: conf key '{_key_path(loc[:-2])}' must have string keys, found " \
+               f"{loc[-2]!r}"
+    else:
+        line = f"{where}: {_problem(key, error)}"
+    more = len(errors) - 1
+    return line + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
 
 
-def check_score_bands(bands: Sequence[ScoreBand]) -> None:
-    """Bands must tile [0, 1] without gaps or overlaps, so every probability gets
-    exactly one band; ConfigError lists every problem found."""
-    problems: list[str] = []
-    ordered = sorted(bands, key=lambda b: b.lower)
-    if not ordered:
-        problems.append("no bands are configured")
-    for band in ordered:
-        if not band.lower < band.upper:
-            problems.append(f"band {band.name!r} has lower {band.lower} >= upper {band.upper}")
-    for previous, current in itertools.pairwise(ordered):
-        if current.lower != previous.upper:
-            problems.append(
-                f"band {current.name!r} starts at {current.lower} but {previous.name!r} "
-                f"ends at {previous.upper} (bands must meet exactly)"
-            )
-    if ordered and ordered[0].lower > 0.0:
-        problems.append(f"the lowest band starts at {ordered[0].lower}, not at 0")
-    if ordered and ordered[-1].upper <= 1.0:
-        problems.append(f"the highest band ends at {ordered[-1].upper}; it must end above 1 "
-                        "(upper bounds are exclusive) so a score of 1.0 has a band")
-    names = [b.name for b in bands]
-    if len(set(names)) != len(names):
-        problems.append(f"band names repeat: {names}")
-    if problems:
-        raise ConfigError("models.score_bands is invalid: " + "; ".join(problems))
+def _problem(key: str, error: ErrorDetails) -> str:
+    kind = error["type"]
+    if kind == "value_error":  # our validators: their own words, never a secret
+        text = str(error["ctx"]["error"])
+        if text.startswith(key):
+            return text
+        return f"conf key '{key}'{' ' if text.startswith(('must ', 'is ')) else ': '}{text}"
+    if kind == "literal_error":
+        choices = ", ".join(re.findall(r"'([^']*)'", error["ctx"]["expected"]))
+        expected = f"must be one of {choices}"
+    elif kind in _BOUNDS:
+        name, words = _BOUNDS[kind]
+        expected = f"must be {words} {error['ctx'][name]}"
+    else:
+        expected = _EXPECTED.get(kind, f"is invalid ({error['msg']})")
+    return f"conf key '{key}' {expected}, found {error['input']!r}"
+
+
+def _where(loc: tuple[int | str, ...], origin: Mapping[str, str], base_where: str) -> str:
+    """The file or variable that set the key at `loc`, else the one that set its nearest
+    parent (the items of a list are not recorded: the list's origin is theirs)."""
+    names = [str(part) for part in itertools.takewhile(lambda p: isinstance(p, str), loc)]
+    for end in range(len(names), 0, -1):
+        where = origin.get(".".join(names[:end]))
+        if where:
+            return where
+    return base_where
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    """`models.score_bands[1].upper` from pydantic's ('models', 'score_bands', 1, 'upper')."""
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else part
+    return path
+
+
+def _section(loc: tuple[int | str, ...]) -> Any:
+    """The settings class of the section at `loc`."""
+    section: Any = Settings
+    for part in loc:
+        hint = get_type_hints(section)[part] if isinstance(part, str) else section
+        section = next(a for a in (hint, *get_args(hint)) if dataclasses.is_dataclass(a))
+    return section

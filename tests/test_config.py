@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import re
 import shutil
 from decimal import Decimal
@@ -9,8 +11,10 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from memberscore.config import ENVIRONMENTS, Secret, load_settings
+from memberscore.cli import main
+from memberscore.config import ENVIRONMENTS, ScoreBand, Secret, load_settings
 from memberscore.errors import ConfigError
 
 
@@ -221,3 +225,144 @@ def test_misspelled_environment_override_is_named(monkeypatch: pytest.MonkeyPatc
         load_settings("dev")
     assert "environment variable MEMBERSCORE__LAKE__CATALOGUE" in str(err.value)
     assert "unknown key 'lake.catalogue'" in str(err.value)
+
+
+# --------------------------------------------------------------------------- the model
+
+
+@pytest.mark.parametrize(("variable", "value", "message"), [
+    ("MEMBERSCORE__FEATURES__BACKFILL_CHUNK_DAYS", "63",
+     "conf key 'features.backfill_chunk_days' must be between 1 and 62"),
+    ("MEMBERSCORE__FEATURES__BACKFILL_CHUNK_DAYS", "0",
+     "conf key 'features.backfill_chunk_days' must be between 1 and 62"),
+    ("MEMBERSCORE__MODELS__HOLDOUT_WEEKS", "0", "conf key 'models.holdout_weeks' must be at "
+                                                "least 1, found 0"),
+    ("MEMBERSCORE__MODELS__FEATURE_TTL_DAYS", "-1", "conf key 'models.feature_ttl_days' must "
+                                                    "be at least 1, found -1"),
+    ("MEMBERSCORE__INGEST__MAX_ABS_AMOUNT", "-5", "conf key 'ingest.max_abs_amount' must be "
+                                                  "above 0, found -5"),
+    ("MEMBERSCORE__INGEST__SOURCES", "[members, accounts]",
+     "conf key 'ingest.sources' must name sources of the contract (members, transactions, "
+     "member_outcomes), found 'accounts'"),
+    ("MEMBERSCORE__SNOWFLAKE__PUBLISHED_TABLES", "[member_scores, scores]",
+     "conf key 'snowflake.published_tables' must name output tables"),
+    ("MEMBERSCORE__SNOWFLAKE__OPTIONAL_TABLES", "[drift]",
+     "conf key 'snowflake.optional_tables' must name output tables"),
+    ("MEMBERSCORE__SNOWFLAKE__ACCOUNT", "my account", "conf key 'snowflake.account' must be "
+                                                      "an account identifier"),
+    ("MEMBERSCORE__SNOWFLAKE__USER", "a b", "conf key 'snowflake.user' must be a login name"),
+    ("MEMBERSCORE__SNOWFLAKE__HOST", "a host", "conf key 'snowflake.host' must be a host name"),
+    ("MEMBERSCORE__SNOWFLAKE__ROLE", "select", "conf key 'snowflake.role' must be a Snowflake "
+                                               "identifier"),
+    ("MEMBERSCORE__LAKE__CATALOG", "main.x", "conf key 'lake.catalog' must be a Snowflake "
+                                             "identifier"),
+])
+def test_every_range_check_runs_when_the_conf_is_loaded(
+        variable: str, value: str, message: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each message names the variable the value came from, the key and what it must be."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as err:
+        load_settings("local")
+    assert str(err.value).startswith(f"environment variable {variable}: {message}")
+
+
+@pytest.mark.parametrize(("variable", "value", "message"), [
+    ("MEMBERSCORE__SPARK__SHUFFLE_PARTITIONS", "true",
+     "'spark.shuffle_partitions' must be a whole number, found True"),
+    ("MEMBERSCORE__SPARK__SHUFFLE_PARTITIONS", "2.0",
+     "'spark.shuffle_partitions' must be a whole number, found 2.0"),
+    ("MEMBERSCORE__INGEST__MAX_BAD_ROW_SHARE", "'0.1'",
+     "'ingest.max_bad_row_share' must be a number, found '0.1'"),
+    ("MEMBERSCORE__MONITOR__WARN_ONLY", "1", "'monitor.warn_only' must be true or false"),
+    ("MEMBERSCORE__MODELS__NAMES", "a.b.churn", "'models.names' must be a list, found "
+                                                "'a.b.churn'"),
+    ("MEMBERSCORE__MODELS__NAMES", "[a, 7]", "'models.names[1]' must be a string, found 7"),
+    ("MEMBERSCORE__LAKE", "delta", "'lake' must be a mapping, found 'delta'"),
+    ("MEMBERSCORE__SNOWFLAKE__USER", "${SNOWFLAKE_USER}",
+     "'snowflake.user' is not a secret field; write its value, not a reference"),
+    ("MEMBERSCORE__SPARK__EXTRA_CONF", "{1: x}", "'spark.extra_conf' must have string keys"),
+])
+def test_types_are_strict(variable: str, value: str, message: str,
+                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings("local")
+
+
+def test_a_whole_number_is_a_number(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEMBERSCORE__MONITOR__MAX_SOURCE_STALENESS_HOURS", "48")
+    value = load_settings("local").monitor.max_source_staleness_hours
+    assert value == 48.0 and isinstance(value, float)
+
+
+def test_keys_inside_a_list_are_named_with_their_index(conf_dir: Path) -> None:
+    path = conf_dir / "prod.yml"
+    bands = ("\nmodels:\n  score_bands:\n    - {name: low, lower: 0.0, upper: 0.5}\n"
+             "    - {name: high, lower: 0.5, %s}\n")
+    path.write_text(path.read_text() + bands % "upper: lots")
+    with pytest.raises(ConfigError) as err:
+        load_settings("prod", conf_dir)
+    assert str(err.value) == (f"{path}: conf key 'models.score_bands[1].upper' must be a "
+                              "number, found 'lots'")
+
+    path.write_text(path.read_text().replace("upper: lots", "top: 1.1"))
+    with pytest.raises(ConfigError) as err:
+        load_settings("prod", conf_dir)
+    assert str(err.value) == (f"{path}: unknown key 'models.score_bands[1].top' (known keys "
+                              "here: name, lower, upper) (and 1 more problem)")
+
+
+def test_settings_stay_dataclasses_and_a_replaced_value_is_checked_too() -> None:
+    """Tests and the demo derive settings with dataclasses.replace; what they build
+    passes the same checks as conf."""
+    settings = load_settings("local")
+    smaller = dataclasses.replace(settings.features, backfill_chunk_days=2)
+    assert dataclasses.replace(settings, features=smaller).features.backfill_chunk_days == 2
+    with pytest.raises(ValidationError, match="must be between 1 and 62"):
+        dataclasses.replace(settings.features, backfill_chunk_days=63)
+    assert dataclasses.replace(settings.models, names=["a", "b"]).names == ("a", "b")
+    band = ScoreBand("low", 0, 0.5)
+    assert band == ScoreBand(name="low", lower=0.0, upper=0.5) and hash(band) == hash(
+        ScoreBand("low", 0.0, 0.5))
+    with pytest.raises(TypeError):
+        settings.spark.extra_conf["spark.x"] = "1"  # type: ignore[index]
+
+
+def test_a_secret_value_appears_in_no_message(monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str],
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    """A secret set in the environment, and a literal where a secret belongs, next to
+    a key that fails: neither value is in the error, its cause, the CLI's line (with
+    the traceback of --verbose) or a log record."""
+    referenced, literal = "s3cr3t-from-the-env-4711", "s3cr3t-literal-0815"
+    monkeypatch.setenv("MS_TEST_SNOWFLAKE_KEY", referenced)
+    monkeypatch.setenv("MEMBERSCORE__SNOWFLAKE__PRIVATE_KEY", "${MS_TEST_SNOWFLAKE_KEY}")
+    monkeypatch.setenv("MEMBERSCORE__SNOWFLAKE__PORT", "not-a-port")
+    with pytest.raises(ConfigError) as err:
+        load_settings("local")
+    assert "conf key 'snowflake.port' must be a whole number" in str(err.value)
+    shown = [str(err.value), repr(err.value), str(err.value.__context__)]
+
+    monkeypatch.setenv("MEMBERSCORE__SNOWFLAKE__PASSWORD", literal)
+    with pytest.raises(ConfigError) as err:
+        load_settings("local")
+    assert "(and 1 more problem)" in str(err.value)
+    shown += [str(err.value), repr(err.value), str(err.value.__context__)]
+    monkeypatch.delenv("MEMBERSCORE__SNOWFLAKE__PORT")
+    with pytest.raises(ConfigError, match="secret values never go in conf files") as err:
+        load_settings("local")
+    shown += [str(err.value), repr(err.value), str(err.value.__context__)]
+    with monkeypatch.context() as env:
+        env.delenv("MEMBERSCORE__SNOWFLAKE__PASSWORD")
+        snowflake = load_settings("local").snowflake
+    with pytest.raises(ValidationError) as built:
+        dataclasses.replace(snowflake, password=literal)  # type: ignore[arg-type]
+    shown.append(str(built.value))
+
+    with caplog.at_level(logging.DEBUG):
+        assert main(["--verbose", "features", "--run-date", "2026-03-01"]) == 3
+    captured = capsys.readouterr()
+    assert "secret values never go in conf files" in captured.err
+    shown += [captured.out, captured.err, *(r.getMessage() for r in caplog.records)]
+    for text in shown:
+        assert referenced not in text and literal not in text

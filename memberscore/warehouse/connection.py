@@ -25,12 +25,6 @@ from typing import TYPE_CHECKING, Any
 
 from memberscore.config import Secret, SnowflakeSettings
 from memberscore.errors import ConfigError, MissingDependencyError, WarehouseError
-from memberscore.warehouse.identifiers import (
-    conf_account,
-    conf_host,
-    conf_identifier,
-    conf_user,
-)
 
 if TYPE_CHECKING:
     from snowflake.connector import SnowflakeConnection
@@ -75,22 +69,19 @@ class ConnectionSpec:
     @classmethod
     def from_settings(cls, settings: SnowflakeSettings,
                       endpoint: Endpoint | None = None) -> ConnectionSpec:
-        """Validate the `snowflake:` conf section; `endpoint` overrides host/port/protocol
-        (the local server's discovered address)."""
+        """The `snowflake:` conf section (its names and timeouts were checked when the
+        settings were built, memberscore.config) with the identifiers upper-cased;
+        `endpoint` overrides host/port/protocol (the local server's discovered address)."""
         if endpoint is None and settings.host:
             port = settings.port or (443 if settings.protocol == "https" else 80)
-            endpoint = Endpoint(conf_host(settings.host), port, settings.protocol)
-        for key in ("login_timeout_seconds", "network_timeout_seconds"):
-            if getattr(settings, key) < 1:
-                raise ConfigError(f"conf key 'snowflake.{key}' must be at least 1")
+            endpoint = Endpoint(settings.host, port, settings.protocol)
         return cls(
-            account=conf_account(settings.account),
-            user=conf_user(settings.user),
-            role=conf_identifier(settings.role, "snowflake.role") if settings.role else None,
-            warehouse=(conf_identifier(settings.warehouse, "snowflake.warehouse")
-                       if settings.warehouse else None),
-            database=conf_identifier(settings.database, "snowflake.database"),
-            schema=conf_identifier(settings.schema, "snowflake.schema"),
+            account=settings.account,
+            user=settings.user,
+            role=settings.role.upper() if settings.role else None,
+            warehouse=settings.warehouse.upper() if settings.warehouse else None,
+            database=settings.database.upper(),
+            schema=settings.schema.upper(),
             endpoint=endpoint,
             password=settings.password,
             private_key=settings.private_key,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from memberscore.errors import ConfigError, WarehouseError
+from memberscore.errors import WarehouseError
 
 # Unquoted Snowflake identifiers: a letter or underscore, then letters, digits,
 # underscores.  (`$` is legal in Snowflake but refused here: nothing of ours needs it.)
@@ -58,41 +58,41 @@ def identifier(name: str, what: str) -> str:
     return name.upper()
 
 
-def conf_identifier(name: str | None, key: str) -> str:
-    """An identifier taken from conf key `key`, upper-cased; ConfigError naming the key."""
-    if name is None or not _IDENTIFIER.match(name) or name.upper() in RESERVED:
-        raise ConfigError(
-            f"conf key '{key}' must be a Snowflake identifier (letters, digits and "
-            f"underscores, starting with a letter or underscore, not a reserved word), "
-            f"found {name!r}"
+# The rules of the names conf gives (the validators of memberscore.config's
+# SnowflakeSettings and LakeSettings): each returns the value as written, or raises
+# ValueError saying what it must be; the config names the key and the file.
+
+
+def conf_identifier(name: str) -> str:
+    """An identifier from conf (a database, schema, role, warehouse, catalog)."""
+    if not _IDENTIFIER.match(name) or name.upper() in RESERVED:
+        raise ValueError(
+            "must be a Snowflake identifier (letters, digits and underscores, starting "
+            f"with a letter or underscore, not a reserved word), found {name!r}"
         )
-    return name.upper()
+    return name
 
 
 def conf_account(account: str) -> str:
     """A Snowflake account identifier from conf `snowflake.account`."""
     if not _ACCOUNT.match(account):
-        raise ConfigError(
-            "conf key 'snowflake.account' must be an account identifier such as "
-            f"'myorg-myaccount' or 'xy12345.eu-west-1', found {account!r}"
-        )
+        raise ValueError("must be an account identifier such as 'myorg-myaccount' or "
+                         f"'xy12345.eu-west-1', found {account!r}")
     return account
 
 
 def conf_user(user: str) -> str:
     """A login name from conf `snowflake.user`."""
     if not _USER.match(user):
-        raise ConfigError(
-            "conf key 'snowflake.user' must be a login name (letters, digits, "
-            f"'_', '.', '@', '-'), found {user!r}"
-        )
+        raise ValueError(f"must be a login name (letters, digits, '_', '.', '@', '-'), "
+                         f"found {user!r}")
     return user
 
 
 def conf_host(host: str) -> str:
     """A host name or IPv4 address from conf `snowflake.host`."""
     if not _HOST.match(host):
-        raise ConfigError(f"conf key 'snowflake.host' must be a host name, found {host!r}")
+        raise ValueError(f"must be a host name, found {host!r}")
     return host
 
 

@@ -24,7 +24,7 @@ def open_warehouse(settings: Settings, warehouse_dir: Path, *, purpose: str,
                    verbose: bool = False) -> Iterator[WarehouseConnection]:
     """A connected session; the local server (if this opened it) stops afterwards."""
     sf = settings.snowflake
-    spec = ConnectionSpec.from_settings(sf)  # validates conf before anything starts
+    spec = ConnectionSpec.from_settings(sf)
     if not sf.local_server:
         with connect(spec, purpose=purpose) as conn:
             yield conn
