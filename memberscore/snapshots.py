@@ -22,7 +22,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from memberscore.context import JobResult, RunContext
-from memberscore.errors import ConfigError, InputError
+from memberscore.errors import InputError
 from memberscore.feature_builds import (
     BuildLog,
     BuildRecord,
@@ -41,7 +41,6 @@ from memberscore.transforms.features import (
     member_fingerprints,
 )
 from memberscore.transforms.tiles import (
-    MAX_CHUNK_DAYS,
     counterparty_counts,
     daily_tiles,
     history_by_day,
@@ -114,11 +113,6 @@ def build_days(ctx: RunContext, days: list[dt.date], force: bool = False) -> Job
         raise InputError("backfill: no days to build")
     start, end = days[0], days[-1]
     conf = ctx.settings.features
-    if not 1 <= conf.backfill_chunk_days <= MAX_CHUNK_DAYS:
-        raise ConfigError(
-            f"features.backfill_chunk_days must be between 1 and {MAX_CHUNK_DAYS}, found "
-            f"{conf.backfill_chunk_days}; fix it in conf/<env>.yml"
-        )
     span = str(start) if start == end else f"{start}..{end}"
     require_ingested(ctx.lake, ctx.settings.ingest.log_table, days, f"backfill {span}")
     started = time.perf_counter()

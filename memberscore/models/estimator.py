@@ -57,9 +57,8 @@ class TrainedModel:
 
 
 def time_split(frame: pd.DataFrame, holdout_weeks: int) -> TimeSplit:
-    """Holdout = labels in the last `holdout_weeks` weeks up to the latest label_date."""
-    if holdout_weeks < 1:
-        raise ModelError(f"models.holdout_weeks must be at least 1, found {holdout_weeks}")
+    """Holdout = labels in the last `holdout_weeks` weeks (at least 1, conf
+    `models.holdout_weeks`) up to the latest label_date."""
     if frame.empty:
         raise ModelError("the training set is empty: no label has a feature snapshot")
     dates = pd.to_datetime(frame[DATE]).dt.date

@@ -53,7 +53,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memberscore.errors import ConfigError, InputError, TableError, WarehouseError
+from memberscore.errors import InputError, TableError, WarehouseError
 from memberscore.tables import OUTPUT_TABLES, TableSpec
 from memberscore.warehouse.checksum import (
     DayChecksum,
@@ -123,14 +123,7 @@ def published_tables(settings: Settings, requested: Sequence[str] | None) -> Tab
     `snowflake.optional_tables` are skipped when the lake has no rows for the day;
     a table named with `--table` is always required."""
     sf = settings.snowflake
-    configured = list(dict.fromkeys(sf.published_tables))
-    for key, names in (("published_tables", configured), ("optional_tables", sf.optional_tables)):
-        unknown = [t for t in names if t not in OUTPUT_TABLES]
-        if unknown:
-            raise ConfigError(
-                f"conf key 'snowflake.{key}' names {', '.join(map(repr, unknown))}, which is "
-                f"not an output table (known: {', '.join(OUTPUT_TABLES)})"
-            )
+    configured = list(dict.fromkeys(sf.published_tables))  # output tables (checked at load)
     if not requested:
         return TableSelection(tuple(configured), frozenset(sf.optional_tables))
     chosen = list(dict.fromkeys(requested))
