@@ -34,6 +34,7 @@ from memberscore.feature_registry import MAX_WINDOW_DAYS
 from memberscore.ingest_log import require_ingested
 from memberscore.quality import validate_table
 from memberscore.snapshots import build_log, now_utc, read_bronze
+from memberscore.spark import release
 from memberscore.tables import MEMBER_FEATURES_DAILY
 from memberscore.transforms.features import (
     assemble_features,
@@ -80,7 +81,7 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
                                         list(MEMBER_FEATURES_DAILY.partition_by))
         timings["write_seconds"] = time.perf_counter() - mark
     finally:
-        aggregates.unpersist()
+        release(aggregates)
 
     assert totals is not None  # a global aggregate always returns one row
     fingerprint = InputFingerprint(

@@ -1,10 +1,15 @@
 """`memberscore ingest --run-date D`: the landing files of day D -> bronze Delta tables,
 every bad row quarantined with the rules it broke, nothing dropped.
 
-`memberscore ingest --start D1 --end D2` ingests every landing day of [D1, D2] in one
-pass (one read of the files, one commit per table) with exactly the outcome of
-ingesting the days one by one in date order: the way to load history (the demo, a
-backfill of a new environment) without paying a job's fixed costs per day.
+`memberscore ingest --start D1 --end D2` ingests every landing day of [D1, D2] with
+exactly the outcome of ingesting the days one by one in date order: the way to load
+history (the demo, a backfill of a new environment) without paying a job's fixed costs
+per day.  The range goes in chunks of consecutive days, oldest first, each holding at
+most `ingest.range_chunk_mb` of landing files: each chunk is read once, written (one
+commit per table), checked against the gate and recorded as ingested before the next
+is read, so memory is bounded by the chunk, not the range, and a load that fails or
+is killed keeps the chunks before it (re-run the range from the first day not
+recorded).
 
 1. Read every file of D for every source (conf `ingest.sources`) and check its
    columns.  A file missing a declared column, or a file in the day's folder that is
@@ -29,6 +34,7 @@ backfill of a new environment) without paying a job's fixed costs per day.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import logging
 from collections import Counter
@@ -50,6 +56,7 @@ from memberscore.schemas import (
     ingest_partition_by,
     quarantine_table,
 )
+from memberscore.spark import release
 from memberscore.text_tables import text_table
 from memberscore.transforms import ingest
 
@@ -120,6 +127,14 @@ class SourceReport:
     def read(self) -> int:
         return self.kept + self.quarantined
 
+    def add(self, other: SourceReport) -> None:
+        """Fold in the report of the same source for later days (the next chunk)."""
+        self.files.extend(other.files)
+        self.kept += other.kept
+        self.quarantined += other.quarantined
+        self.later_day_duplicates += other.later_day_duplicates
+        self.per_day.update(other.per_day)
+
 
 def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
     days = landing_days(args)
@@ -158,28 +173,46 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
             "nothing was ingested. Deliver those days' feeds, or ingest a range without them"
         )
 
-    if len(days) == 1:
-        reports = [_ingest_source(ctx, source, days, raw[source]) for source in sources]
-    else:  # a range takes a while: show it source by source
-        reports = []
-        with Progress(f"ingest {span} ({len(days)} days)", total=len(sources),
-                      unit="sources") as shown:
-            for source in sources:
-                reports.append(_ingest_source(ctx, source, days, raw[source]))
-                shown.advance(rows=reports[-1].read, note=source)
+    # A range goes in chunks of days, oldest first, each chunk written and recorded
+    # before the next is read: memory is bounded by the chunk, not the range, and a
+    # failed or killed load keeps the chunks before it.
+    parts = chunk_days(days, {day: sum(f.path.stat().st_size for files in raw.values()
+                                       for f in files if f.day == day) for day in days},
+                       int(conf.range_chunk_mb * 1024 * 1024))
+    delivered_sources = {source for source in sources if raw[source]}
+    totals = {source: SourceReport(source, [], 0, 0) for source in sources}
+    rules: Counter[str] = Counter()
+    shown = Progress(f"ingest {span}", total=len(days)) if len(days) > 1 else None
+    with shown or contextlib.nullcontext():
+        for part in parts:
+            part_span = _span(part[0], part[-1])
+            reports = [_ingest_source(ctx, source, part,
+                                      [f for f in raw[source] if f.day in set(part)],
+                                      range_end=last,
+                                      delivered=source in delivered_sources)
+                       for source in sources]
+            for report in reports:
+                totals[report.source].add(report)
+                for f in report.files:
+                    rules.update({f"{report.source}:{rule}": n for rule, n in f.rules.items()})
+            shares = _day_shares(part, reports)
+            over = [(day, s) for day, s in shares.items() if s > conf.max_bad_row_share]
+            if over:
+                _refuse(ctx, span, part, over, list(totals.values()), rules, days)
+            record_ingested(ctx.lake, conf.log_table, ctx.run_id, {
+                day: _day_counts(day, reports) for day in part})
+            if shown is not None:
+                shown.advance(len(part), rows=sum(r.read for r in reports), note=part_span)
 
+    reports = list(totals.values())
     read = sum(r.read for r in reports)
     quarantined = sum(r.quarantined for r in reports)
     share = quarantined / read if read else 0.0
-    rules: Counter[str] = Counter()
-    for report in reports:
-        for f in report.files:
-            rules.update({f"{report.source}:{rule}": n for rule, n in f.rules.items()})
-    shares = _day_shares(days, reports)
     if len(days) == 1:
         messages = _table(first, reports, share, conf.max_bad_row_share)
     else:
-        messages = _day_table(span, days, reports, shares, conf.max_bad_row_share)
+        messages = _day_table(span, days, reports, _day_shares(days, reports),
+                              conf.max_bad_row_share)
     for report in reports:
         if report.later_day_duplicates:
             warning = (
@@ -189,33 +222,6 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
             )
             log.warning(warning)
             messages.append(f"warning: {warning}")
-
-    over = [(day, s) for day, s in shares.items() if s > conf.max_bad_row_share]
-    if over:
-        top = ", ".join(f"{rule} {n:,}" for rule, n in rules.most_common(3))
-        where = "; ".join(
-            f"{ctx.lake.location(quarantine_table(r.source))} ({r.quarantined:,})"
-            for r in reports if r.quarantined
-        )
-        if len(days) == 1:
-            what = f"{quarantined:,} of {read:,} rows quarantined ({share:.2%})"
-        else:
-            worst = ", ".join(f"{day} {s:.2%}" for day, s in
-                              sorted(over, key=lambda kv: -kv[1])[:5])
-            what = f"{len(over)} day(s) with too many rows quarantined ({worst})"
-        raise QualityGateError(
-            f"ingest {span}: {what}, above ingest.max_bad_row_share "
-            f"{conf.max_bad_row_share:.2%}; top reasons: {top}. Bronze and quarantine for "
-            f"{span} were written: inspect the rows with landing_date "
-            f"{'= ' + str(first) if len(days) == 1 else 'in ' + span} in {where}, fix or "
-            f"re-deliver the landing files under {root}/<source>/<day>/ and re-run "
-            f"`memberscore ingest --run-date <day>`"
-        )
-
-    record_ingested(ctx.lake, conf.log_table, ctx.run_id, {
-        day: (sum(r.per_day.get(day, (0, 0))[0] for r in reports),
-              sum(r.per_day.get(day, (0, 0))[1] for r in reports))
-        for day in days})
 
     rows: dict[str, int] = {}
     for report in reports:
@@ -243,6 +249,39 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
     )
 
 
+def _refuse(ctx: RunContext, span: str, part: list[dt.date], over: list[tuple[dt.date, float]],
+            reports: list[SourceReport], rules: Counter[str], days: list[dt.date]) -> None:
+    """Fail the load after writing `part` (the chunk whose days have too many rows
+    quarantined): its rows are there to inspect, its days are not recorded as
+    ingested, and the chunks before it are (they passed)."""
+    conf = ctx.settings.ingest
+    root = ctx.paths.landing
+    top = ", ".join(f"{rule} {n:,}" for rule, n in rules.most_common(3))
+    where = "; ".join(
+        f"{ctx.lake.location(quarantine_table(r.source))} ({r.quarantined:,})"
+        for r in reports if r.quarantined
+    )
+    if len(days) == 1:
+        day_read, bad = _day_counts(part[0], reports)
+        what = f"{bad:,} of {day_read:,} rows quarantined ({bad / day_read:.2%})"
+    else:
+        worst = ", ".join(f"{day} {s:.2%}" for day, s in sorted(over, key=lambda kv: -kv[1])[:5])
+        what = f"{len(over)} day(s) with too many rows quarantined ({worst})"
+    part_span = _span(part[0], part[-1])
+    done = days[:days.index(part[0])]
+    kept = (f"; {_span(done[0], done[-1])} passed and are recorded as ingested"
+            if done else "")
+    rerun = (f"`memberscore ingest --run-date {part[0]}`" if len(days) == 1 else
+             f"`memberscore ingest --start {part[0]} --end {days[-1]}`")
+    raise QualityGateError(
+        f"ingest {span}: {what}, above ingest.max_bad_row_share "
+        f"{conf.max_bad_row_share:.2%}; top reasons: {top}. Bronze and quarantine for "
+        f"{part_span} were written{kept}: inspect the rows with landing_date "
+        f"{'= ' + str(part[0]) if len(part) == 1 else 'in ' + part_span} in {where}, fix or "
+        f"re-deliver the landing files under {root}/<source>/<day>/ and re-run {rerun}"
+    )
+
+
 def _check_columns(raw: dict[str, list[landing.RawFile]], span: str) -> None:
     """Fail, before writing anything, when any file lacks declared columns."""
     problems = [f"{f.path} lacks {', '.join(f.missing)} (has: {', '.join(f.columns) or '-'})"
@@ -257,8 +296,11 @@ def _check_columns(raw: dict[str, list[landing.RawFile]], span: str) -> None:
 
 
 def _ingest_source(ctx: RunContext, source: str, days: list[dt.date],
-                   files: list[landing.RawFile]) -> SourceReport:
-    """Type, check and write one source's rows of the days; report per file and day."""
+                   files: list[landing.RawFile], range_end: dt.date,
+                   delivered: bool) -> SourceReport:
+    """Type, check and write one source's rows of the days (a chunk of a load that
+    ends on `range_end`); report per file and day.  `delivered`: the source has files
+    somewhere in the load (a chunk without any is normal for a weekly feed)."""
     lake = ctx.lake
     first, last = days[0], days[-1]
     span = _span(first, last)
@@ -268,7 +310,8 @@ def _ingest_source(ctx: RunContext, source: str, days: list[dt.date],
                  "are cleared", span, source, len(missing_days),
                  ", ".join(map(str, missing_days[:5])),
                  ", ..." if len(missing_days) > 5 else "", source)
-    checked, later, cached = _checked_rows(ctx, source, first, last, files)
+    checked, later, cached = _checked_rows(ctx, source, first, last, files, range_end,
+                                           delivered)
     where = {"landing_date": first if first == last else Between(first, last)}
     written: dict[str, int] = {}
     try:
@@ -295,8 +338,7 @@ def _ingest_source(ctx: RunContext, source: str, days: list[dt.date],
             written[table] = lake.replace_where(table, rows, where,
                                                 ingest_partition_by(table)).rows_written
     finally:
-        for frame in cached:
-            frame.unpersist()
+        release(*cached)
     reports = _file_reports(source, span, files, outcomes)
     per_day: dict[dt.date, tuple[int, int]] = {}
     for r in outcomes:
@@ -308,12 +350,18 @@ def _ingest_source(ctx: RunContext, source: str, days: list[dt.date],
 
 
 def _checked_rows(ctx: RunContext, source: str, first: dt.date, last: dt.date,
-                  files: list[landing.RawFile]) -> tuple[DataFrame, int, list[DataFrame]]:
+                  files: list[landing.RawFile], range_end: dt.date, delivered: bool
+                  ) -> tuple[DataFrame, int, list[DataFrame]]:
     """The rows of a source's files with every rule evaluated (cached), how many of
-    their transaction_ids landing days after `last` already kept, and the frames to
-    unpersist."""
+    their transaction_ids landing days after the load (`range_end`) already kept,
+    and the frames to unpersist.
+
+    Duplicates are judged against bronze outside [first, range_end]: the days before
+    this chunk (earlier chunks of the load included, already written) hold ids these
+    rows repeat; the days of later chunks are about to be replaced, so they are
+    neither, exactly as when the whole range is read at once."""
     batches = landing.read_landing_batches(ctx.spark, files)
-    if not files:
+    if not files and not delivered:
         span = _span(first, last)
         log.warning("ingest %s: no %s files under %s; %s's rows of %s are cleared", span,
                     source, landing.day_dir(ctx.paths.landing, source, first).parent, source,
@@ -339,7 +387,7 @@ def _checked_rows(ctx: RunContext, source: str, first: dt.date, last: dt.date,
         checked = ingest.flag_duplicates(parsed, ingest.no_ids_seen(ctx.spark)).cache()
         return checked, 0, [checked]
     bronze = ctx.lake.read(bronze_table(source))
-    seen = ingest.ids_seen_outside(bronze, parsed, first, last).localCheckpoint(eager=True)
+    seen = ingest.ids_seen_outside(bronze, parsed, first, range_end).localCheckpoint(eager=True)
     later = seen.where(F.col("seen_after")).count()
     checked = ingest.flag_duplicates(parsed, seen).cache()
     return checked, later, [checked]
@@ -370,6 +418,24 @@ def _file_reports(source: str, span: str, files: list[landing.RawFile],
                  f" extra columns ignored: {', '.join(report.extra_columns)}"
                  if report.extra_columns else "")
     return list(reports.values())
+
+
+def chunk_days(days: list[dt.date], sizes: dict[dt.date, int],
+               budget: int) -> list[list[dt.date]]:
+    """`days` (in order) in consecutive chunks whose landing files hold at most
+    `budget` bytes together; a day larger than the budget is a chunk of its own.
+    Rows, not days, fill memory, so a small bank's whole history is one chunk and a
+    large bank's is many."""
+    parts: list[list[dt.date]] = []
+    used = 0
+    for day in days:
+        if parts and used + sizes[day] <= budget:
+            parts[-1].append(day)
+            used += sizes[day]
+        else:
+            parts.append([day])
+            used = sizes[day]
+    return parts
 
 
 def _span(first: dt.date, last: dt.date) -> str:

@@ -80,8 +80,10 @@ def unexpected(exc: BaseException) -> str:
         name, message = java
         if name.endswith("OutOfMemoryError"):
             return (f"Spark ran out of memory ({name}: {message}); raise spark.driver_memory "
-                    "in conf (or MEMBERSCORE__SPARK__DRIVER_MEMORY), or process fewer days "
-                    "at once")
+                    "in conf (or MEMBERSCORE__SPARK__DRIVER_MEMORY), or process less at "
+                    "once: a shorter --start/--end range, or a smaller "
+                    "ingest.range_chunk_mb (ingest) or features.backfill_chunk_days "
+                    "(backfill)")
         return f"in Spark: {name}: {message} ({report})"
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {first} ({report})"

@@ -300,6 +300,9 @@ class IngestSettings:
     sources: Annotated[Names, AfterValidator(_sources)]
     # the landing days ingest completed (memberscore.ingest_log)
     log_table: LakeTable
+    # a range ingest goes in chunks of whole days holding at most this many MB of
+    # landing files, each written and recorded before the next is read
+    range_chunk_mb: Annotated[StrictFloat, Field(gt=0)]
 
 
 @dataclass(frozen=True, config=_CONF)

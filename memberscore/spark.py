@@ -30,7 +30,7 @@ from memberscore.logs import process_output_to_run_log
 from memberscore.runtime import on_databricks
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
     from memberscore.config import SparkSettings
 
@@ -262,3 +262,14 @@ def _delta_spark_available(spark: SparkSession) -> bool:
     except Exception:  # noqa: BLE001 - any failure means "not available"
         return False
     return DELTA_EXTENSION in (spark.conf.get("spark.sql.extensions", "") or "")
+
+
+def release(*frames: DataFrame) -> None:
+    """Unpersist `frames`, never raising: called in `finally` blocks, where a failure
+    to unpersist (a JVM that ran out of memory is gone) must not replace the error
+    that got there, which is the one a person can act on."""
+    for frame in frames:
+        try:
+            frame.unpersist()
+        except Exception as exc:  # noqa: BLE001 - see docstring
+            log.debug("could not unpersist a cached frame: %s", exc)

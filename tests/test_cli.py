@@ -61,3 +61,12 @@ def test_an_unexpected_jvm_error_is_told_by_its_root_cause(spark) -> None:  # ty
         "in Spark: SparkRuntimeException: [USER_RAISED_EXCEPTION] the books do not balance")
     assert unexpected(ValueError("bad\nsecond line")) == (
         "ValueError: bad (re-run with --verbose for the traceback and report it)")
+    # a real OutOfMemoryError of the session's JVM (an array of 16 GB of longs, refused
+    # before anything is allocated, so the JVM lives on): named, with what to change
+    with pytest.raises(Exception) as oom:
+        spark._jvm.java.lang.reflect.Array.newInstance(spark._jvm.java.lang.Long.TYPE,
+                                                       2_000_000_000)
+    told = unexpected(oom.value)
+    assert told.startswith("Spark ran out of memory (OutOfMemoryError: "), told
+    assert "raise spark.driver_memory" in told and "a smaller ingest.range_chunk_mb" in told
+    assert spark.range(3).count() == 3

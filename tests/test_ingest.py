@@ -31,6 +31,7 @@ from memberscore.context import JobResult, RunContext
 from memberscore.errors import InputError, QualityGateError
 from memberscore.ingest_log import ingested_days
 from memberscore.jobs import ingest as ingest_job
+from memberscore.jobs.ingest import chunk_days
 from memberscore.local.landing_files import generate_landing
 from memberscore.local.synthetic import GenerateParams, generate
 from memberscore.schemas import SOURCES, bronze_schema
@@ -719,11 +720,32 @@ def lake_rows(ctx: RunContext, table: str) -> list[tuple[Any, ...]]:
     return sorted((tuple(r) for r in frame.collect()), key=repr)
 
 
+def with_chunks(ctx: RunContext, megabytes: float) -> RunContext:
+    settings = dataclasses.replace(
+        ctx.settings, ingest=dataclasses.replace(ctx.settings.ingest, range_chunk_mb=megabytes))
+    return RunContext(settings, run_id=ctx.run_id, spark=ctx.spark)
+
+
+ONE_BYTE = 1 / (1024 * 1024)  # in MB: every day a chunk of its own
+
+
+def test_days_are_chunked_by_the_bytes_of_their_files() -> None:
+    days = [D1 + dt.timedelta(days=i) for i in range(5)]
+    sizes = dict(zip(days, [40, 30, 0, 50, 10], strict=True))
+    assert chunk_days(days, sizes, 70) == [days[0:3], days[3:5]]
+    assert chunk_days(days, sizes, 10**9) == [days]
+    # a day over the budget is a chunk of its own; empty days join the chunk
+    assert chunk_days(days, sizes, 35) == [[days[0]], days[1:3], [days[3]], [days[4]]]
+    assert chunk_days([D1], {D1: 10**12}, 1) == [[D1]]
+
+
+@pytest.mark.parametrize("chunk_mb", [None, ONE_BYTE], ids=["one-chunk", "a-chunk-a-day"])
 def test_a_range_ingests_like_its_days_in_order(ctx: RunContext, home: Path,
-                                                tmp_path: Path) -> None:
+                                                tmp_path: Path, chunk_mb: float | None) -> None:
     """Duplicates within a day, across days of the range and against a day ingested
     before it; a clean copy after a quarantined one; dirty generated rows: ingesting
-    [D1, D3] at once leaves exactly what ingesting D1, D2, D3 one by one leaves."""
+    [D1, D3] at once, in one chunk or a chunk per day, leaves exactly what ingesting
+    D1, D2, D3 one by one leaves."""
     d0, d3 = D1 - dt.timedelta(days=1), D2 + dt.timedelta(days=1)
     late = "2026-03-04T07:00:00Z"
     params = GenerateParams(members=12, days=4, seed=5, end_date=d3, dirty_share=0.05)
@@ -752,6 +774,8 @@ def test_a_range_ingests_like_its_days_in_order(ctx: RunContext, home: Path,
     for day in (d0, D1, D2, d3):
         run_ingest(day_by_day, day)
     at_once = with_threshold(in_home(ctx, other), 1.0)
+    if chunk_mb is not None:
+        at_once = with_chunks(at_once, chunk_mb)
     run_ingest(at_once, d0)
     result = run_range(at_once, D1, d3)
 
@@ -769,8 +793,9 @@ def test_a_range_ingests_like_its_days_in_order(ctx: RunContext, home: Path,
         assert ingested_days(each.lake, each.settings.ingest.log_table) == {d0, D1, D2, d3}
     assert result.messages[0].startswith(f"ingest {D1}..{d3}: 3 day(s)")
     assert [m.split()[0] for m in result.messages[2:5]] == [str(D1), str(D2), str(d3)]
-    # one commit per table for the whole range
-    assert at_once.lake.history("bronze_transactions")[0].version == 1
+    # one commit per table for each chunk: the whole range, or each of its 3 days
+    assert at_once.lake.history("bronze_transactions")[0].version == (
+        1 if chunk_mb is None else 3)
 
 
 def test_a_range_fails_on_the_day_over_the_bad_row_share(ctx: RunContext,
@@ -783,6 +808,30 @@ def test_a_range_fails_on_the_day_over_the_bad_row_share(ctx: RunContext,
     with pytest.raises(QualityGateError, match=rf"1 day\(s\) .*\({D2} 50.00%\)"):
         run_range(with_threshold(ctx, 0.3), D1, D2)
     assert len(bronze(ctx, "transactions")) == 5  # written, to inspect
+
+
+def test_a_chunk_over_the_bad_row_share_stops_the_range_after_the_chunks_before_it(
+        ctx: RunContext, home: Path) -> None:
+    d3 = D2 + dt.timedelta(days=1)
+    write_csv(landing_file(home, "transactions", D1, "payments.csv"), TXN_COLUMNS,
+              [txn(transaction_id=f"T{i}") for i in range(4)])
+    write_csv(landing_file(home, "transactions", D2, "payments.csv"), TXN_COLUMNS,
+              [txn(transaction_id="U1", ingested_at="2026-03-03T08:00:00Z"),
+               txn(transaction_id="U2", currency="EUR")])
+    write_csv(landing_file(home, "transactions", d3, "payments.csv"), TXN_COLUMNS,
+              [txn(transaction_id="V1", ingested_at="2026-03-04T08:00:00Z")])
+    chunked = with_chunks(with_threshold(ctx, 0.3), ONE_BYTE)
+    with pytest.raises(QualityGateError) as refused:
+        run_range(chunked, D1, d3)
+    message = str(refused.value)
+    assert f"1 day(s) with too many rows quarantined ({D2} 50.00%)" in message
+    assert f"Bronze and quarantine for {D2} were written; {D1} passed and are recorded " \
+           "as ingested" in message
+    assert message.endswith(f"re-run `memberscore ingest --start {D2} --end {d3}`")
+    # D1 is ingested and recorded, D2 written to inspect but not recorded, D3 untouched
+    assert ingested_days(ctx.lake, ctx.settings.ingest.log_table) == {D1}
+    assert sorted(r["transaction_id"] for r in bronze(ctx, "transactions")) == \
+        ["T0", "T1", "T2", "T3", "U1"]
 
 
 def test_a_range_with_a_day_without_files_writes_nothing(ctx: RunContext,
