@@ -33,6 +33,7 @@ from memberscore.feature_builds import (
 from memberscore.ingest_log import require_ingested
 from memberscore.logs import Progress
 from memberscore.schemas import bronze_table
+from memberscore.spark import release
 from memberscore.tables import MEMBER_FEATURES_DAILY
 from memberscore.transforms.features import (
     assemble_features,
@@ -204,4 +205,4 @@ def _backfill_chunk(ctx: RunContext, transactions: DataFrame, members: DataFrame
             done.late[day.isoformat()] = late_rows
         journal.record(records)
     finally:
-        daily.unpersist()
+        release(daily)

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memberscore.errors import TableError
+from memberscore.spark import release
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -203,7 +204,7 @@ class Lake(ABC):
             commit = self.replace_where(table, cached, {column: OneOf(tuple(values))},
                                         partition_by)
         finally:
-            cached.unpersist()
+            release(cached)
         return [Commit(table, commit.version, counts.get(value, 0), commit.operation)
                 for value in values]
 

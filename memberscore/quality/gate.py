@@ -37,6 +37,7 @@ from memberscore.quality.suites import (
     suite_parameters,
     validated_table,
 )
+from memberscore.spark import release
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -100,7 +101,7 @@ def validate_table(ctx: RunContext, table: str, run_date: dt.date,
         result = gx.run_suite(workspace, spec.name, frame, suite, parameters, engine=engine)
     finally:
         if cache:
-            frame.unpersist()
+            release(frame)
     validated_at = dt.datetime.now(dt.UTC)
     key, result_path = gx.store_result(
         workspace, result, spec.suite_name, run_date, ctx.run_id, validated_at,

@@ -44,6 +44,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote, urlparse
 
+from memberscore.spark import release
+
 if TYPE_CHECKING:
     import pandas as pd
     from great_expectations.core.expectation_suite import ExpectationSuite
@@ -177,7 +179,7 @@ def run_suite(workspace: GxWorkspace, table: str, df: DataFrame, suite: Expectat
                          samples)
     finally:
         if cache:
-            df.unpersist()
+            release(df)
 
 
 def to_pandas(df: DataFrame) -> pd.DataFrame:
