@@ -295,7 +295,7 @@ def test_ids_seen_on_other_days_ignore_the_day_being_replaced(spark: SparkSessio
         [("A", D1), ("A", dt.date(2026, 2, 1)), ("B", D2), ("B", dt.date(2026, 3, 4)),
          ("Z", D1)],
         "transaction_id string, landing_date date")
-    seen = ingest.ids_seen_on_other_days(table, today, D2)
+    seen = ingest.ids_seen_outside(table, today, D2, D2)
     expected = spark.createDataFrame(
         [("A", True, False), ("B", False, True)],
         "transaction_id string, seen_before boolean, seen_after boolean")
@@ -303,25 +303,6 @@ def test_ids_seen_on_other_days_ignore_the_day_being_replaced(spark: SparkSessio
     # the empty frame of the first ingest (no bronze yet) has the same columns
     assert [(f.name, f.dataType) for f in ingest.no_ids_seen(spark).schema] == \
         [(f.name, f.dataType) for f in seen.schema]
-
-
-def test_latest_member_rows_follow_updated_at(spark: SparkSession) -> None:
-    schema = bronze_schema("members")
-    t = dt.datetime
-    rows = [
-        ("M1", "ltd", "62020", "London", t(2024, 1, 1), None, t(2024, 1, 1), D1, "a", "r"),
-        ("M1", "ltd", "62020", "Wales", t(2024, 1, 1), None, t(2026, 3, 1), D1, "a", "r"),
-        ("M1", "ltd", "62020", "Wales", t(2024, 1, 1), t(2026, 3, 3), t(2026, 3, 3), D2, "b",
-         "r"),
-        ("M2", "llp", "69201", "London", t(2025, 1, 1), None, t(2025, 1, 1), D1, "a", "r"),
-        ("M2", "llp", "69201", "Kent", t(2025, 1, 1), None, t(2025, 1, 1), D2, "b", "r"),
-    ]
-    frame = spark.createDataFrame(rows, schema)
-    latest = ingest.latest_member_rows(frame, as_of=t(2026, 3, 2))
-    expected_rows = spark.createDataFrame([rows[1], rows[4]], schema)
-    assert_df_equality(latest, expected_rows, ignore_row_order=True, ignore_nullable=True)
-    assert {r["closed_at"] for r in ingest.latest_member_rows(frame).where("member_id = 'M1'")
-            .collect()} == {t(2026, 3, 3)}
 
 
 def test_amounts_beyond_max_abs_amount_are_quarantined(spark: SparkSession) -> None:
@@ -739,13 +720,17 @@ def test_days_are_chunked_by_the_bytes_of_their_files() -> None:
     assert chunk_days([D1], {D1: 10**12}, 1) == [[D1]]
 
 
-@pytest.mark.parametrize("chunk_mb", [None, ONE_BYTE], ids=["one-chunk", "a-chunk-a-day"])
+def landing_bytes(home: Path, day: dt.date) -> int:
+    return sum(p.stat().st_size for p in (home / "landing").glob(f"*/{day}/*"))
+
+
 def test_a_range_ingests_like_its_days_in_order(ctx: RunContext, home: Path,
-                                                tmp_path: Path, chunk_mb: float | None) -> None:
+                                                tmp_path: Path) -> None:
     """Duplicates within a day, across days of the range and against a day ingested
     before it; a clean copy after a quarantined one; dirty generated rows: ingesting
-    [D1, D3] at once, in one chunk or a chunk per day, leaves exactly what ingesting
-    D1, D2, D3 one by one leaves."""
+    [D1, D3] at once leaves exactly what ingesting D1, D2, D3 one by one leaves, read
+    in two chunks ([D1, D2] together, then D3), so duplicates are judged both within a
+    chunk of several days and across chunks."""
     d0, d3 = D1 - dt.timedelta(days=1), D2 + dt.timedelta(days=1)
     late = "2026-03-04T07:00:00Z"
     params = GenerateParams(members=12, days=4, seed=5, end_date=d3, dirty_share=0.05)
@@ -773,9 +758,8 @@ def test_a_range_ingests_like_its_days_in_order(ctx: RunContext, home: Path,
     day_by_day = with_threshold(ctx, 1.0)
     for day in (d0, D1, D2, d3):
         run_ingest(day_by_day, day)
-    at_once = with_threshold(in_home(ctx, other), 1.0)
-    if chunk_mb is not None:
-        at_once = with_chunks(at_once, chunk_mb)
+    two_days = (landing_bytes(other, D1) + landing_bytes(other, D2)) / (1024 * 1024)
+    at_once = with_chunks(with_threshold(in_home(ctx, other), 1.0), two_days)
     run_ingest(at_once, d0)
     result = run_range(at_once, D1, d3)
 
@@ -793,9 +777,9 @@ def test_a_range_ingests_like_its_days_in_order(ctx: RunContext, home: Path,
         assert ingested_days(each.lake, each.settings.ingest.log_table) == {d0, D1, D2, d3}
     assert result.messages[0].startswith(f"ingest {D1}..{d3}: 3 day(s)")
     assert [m.split()[0] for m in result.messages[2:5]] == [str(D1), str(D2), str(d3)]
-    # one commit per table for each chunk: the whole range, or each of its 3 days
-    assert at_once.lake.history("bronze_transactions")[0].version == (
-        1 if chunk_mb is None else 3)
+    # one commit per table and chunk: d0's, then [D1, D2], then D3
+    assert at_once.lake.history("bronze_transactions")[0].version == 2
+    assert landing_bytes(other, d3) > 0  # so D3 could not join the first chunk
 
 
 def test_a_range_fails_on_the_day_over_the_bad_row_share(ctx: RunContext,

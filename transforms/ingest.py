@@ -290,12 +290,6 @@ def _parsed_names(rows: DataFrame) -> list[str]:
 # ----------------------------------------------------------------------------- duplicates
 
 
-def ids_seen_on_other_days(bronze: DataFrame, parsed: DataFrame,
-                           landing_date: dt.date) -> DataFrame:
-    """`ids_seen_outside` for a single landing day."""
-    return ids_seen_outside(bronze, parsed, landing_date, landing_date)
-
-
 def ids_seen_outside(bronze: DataFrame, parsed: DataFrame, start: dt.date,
                      end: dt.date) -> DataFrame:
     """One row per transaction_id of the rows being ingested (landing days [start,
@@ -394,28 +388,3 @@ def outcome_counts(checked: DataFrame) -> DataFrame:
     quarantined and rows per rule for every file and day."""
     return (checked.groupBy("landing_date", "source_file", RULES)
             .agg(F.count(F.lit(1)).alias("rows")))
-
-
-# ----------------------------------------------------------------------------- snapshots
-
-
-def latest_rows(df: DataFrame, keys: Sequence[str], newest_first: Sequence[Column]) -> DataFrame:
-    """One row per key: the first by `newest_first`; ties go to the later landing_date,
-    then the greater source_file, then the other columns in order, so the result is
-    deterministic even for rows that differ only in a value."""
-    lineage = ("landing_date", "source_file")
-    rest = [F.col(c).asc_nulls_last() for c in df.columns if c not in (*keys, *lineage)]
-    order = [*newest_first, F.col("landing_date").desc(), F.col("source_file").desc(), *rest]
-    window = Window.partitionBy(*keys).orderBy(*order)
-    return (
-        df.withColumn("_rank", F.row_number().over(window))
-        .where(F.col("_rank") == 1)
-        .drop("_rank")
-    )
-
-
-def latest_member_rows(members: DataFrame, as_of: dt.datetime | None = None) -> DataFrame:
-    """The members snapshot: per member_id the row with the greatest updated_at (the
-    feed's contract), considering only rows updated before `as_of` when given."""
-    rows = members if as_of is None else members.where(F.col("updated_at") < F.lit(as_of))
-    return latest_rows(rows, ["member_id"], [F.col("updated_at").desc()])
