@@ -208,15 +208,16 @@ def test_threshold_counts_match_numpy_and_put_nulls_nan_and_inf_apart(
     result = threshold_counts(frame, {"x": points, "y": (0.0, 1.0)}, group_by="g")
     assert [(f.name, f.dataType) for f in result.schema.fields] == \
         [(f.name, f.dataType) for f in COUNTS_SCHEMA.fields]
-    rows = sorted(tuple(r) for r in result.collect())  # one small job
-    assert rows == sorted([
+    rows = [
         ("a", "x", 0, 2),   # -3, -1 (right-closed: -1 is in the first interval)
         ("a", "x", 1, 3),   # -0.5, 0.0, -0.0 (equal to 0.0, as in SQL)
         ("a", "x", 2, 1),   # 2.5
         ("a", "x", 3, 1),   # 2.6
         ("a", "x", -1, 4),  # null, NaN, +inf, -inf
         ("a", "y", 1, 11),  # every y is 1 -> (0, 1]
-    ])
+    ]
+    assert_df_equality(result, spark.createDataFrame(rows, COUNTS_SCHEMA),
+                       ignore_row_order=True, ignore_nullable=True)
     reference = numpy_profile(points, [v if v is not None else math.nan for v in values])
     counted = {interval: n for _, column, interval, n in rows if column == "x"}
     assert ColumnProfile.from_counts(points, counted) == reference
@@ -294,17 +295,14 @@ def test_source_timeliness_measures_freshness_and_late_rows_at_the_cutoff(
         (None, None),
     ]
     frame = spark.createDataFrame(rows, "booked_at timestamp, ingested_at timestamp")
-    result = source_timeliness(frame, "ingested_at", cutoff, window).collect()
+    result = source_timeliness(frame, "ingested_at", cutoff, window)
     latest = dt.datetime(2026, 3, 10, 22, 30, tzinfo=UTC)
-    assert [r.asDict() for r in result] == [{
-        "latest_micros": int(latest.timestamp() * 1_000_000),
-        "freshness_hours": 7.5,
-        "late_rows": 1,
-    }]
-    nothing = source_timeliness(frame.where("booked_at > '2030-01-01'"), "ingested_at",
-                                cutoff).collect()
-    assert [r.asDict() for r in nothing] == [
-        {"latest_micros": None, "freshness_hours": None, "late_rows": 0}]
+    shape = "latest_micros long, late_rows long, freshness_hours double"
+    expected = spark.createDataFrame([(int(latest.timestamp() * 1_000_000), 1, 7.5)], shape)
+    assert_df_equality(result.select(*expected.columns), expected, ignore_nullable=True)
+    nothing = source_timeliness(frame.where("booked_at > '2030-01-01'"), "ingested_at", cutoff)
+    assert_df_equality(nothing.select(*expected.columns),
+                       spark.createDataFrame([(None, 0, None)], shape), ignore_nullable=True)
 
 
 # --------------------------------------------------------------------------- shape
