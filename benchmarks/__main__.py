@@ -14,6 +14,7 @@ from pathlib import Path
 
 from benchmarks.common import Measurement, Workspace
 from memberscore.logs import configure_logging
+from memberscore.text_tables import text_table
 
 # In order: later benchmarks reuse data prepared by earlier ones.
 MODULES = [
@@ -55,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
             results.extend(module.run(workspace))
         except Exception:  # noqa: BLE001 - report and go on with the others
             failed.append(name)
-            log.error("benchmark %s failed:\n%s", name, traceback.format_exc())
+            # on stderr, not only the log: the console shows memberscore's own lines
+            print(f"benchmark {name} failed:\n{traceback.format_exc()}", file=sys.stderr)
             results.append(Measurement(f"{name}_failed", None, "error"))
     print_table(results)
     RESULTS.write_text(json.dumps([m.as_json() for m in results], indent=2) + "\n")
@@ -68,17 +70,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def print_table(results: list[Measurement]) -> None:
-    rows = [("benchmark", "value", "unit", "target", "ok")]
+    rows = []
     for m in results:
         target = "" if m.target is None else (">= " if m.higher_is_better else "<= ") + \
             f"{m.target:g}"
         value = "-" if m.value is None else f"{m.value:,.3f}".rstrip("0").rstrip(".")
         rows.append((m.name, value, m.unit, target, "ok" if m.ok else "MISSED"))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    for i, row in enumerate(rows):
-        print("  ".join(cell.ljust(widths[j]) for j, cell in enumerate(row)))
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
+    print("\n".join(text_table(("benchmark", "value", "unit", "target", "ok"), rows,
+                               rule=True)))
 
 
 if __name__ == "__main__":

@@ -148,6 +148,11 @@ def prepare_subset(ws: Workspace, home: Path, size: int) -> Path:
         if not target.lake.exists(table):
             rows = source.lake.read(table).join(chosen, on="member_id", how="left_semi")
             target.lake.append(table, rows.repartition("landing_date"), ["landing_date"])
+    # the days ingest completed, which the features job requires (the counts are the
+    # whole bank's: nothing here reads them)
+    log_table = ws.settings.ingest.log_table
+    if not target.lake.exists(log_table):
+        target.lake.append(log_table, source.lake.read(log_table), [])
     ws.mark(marker)
     return sub_home
 
