@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -81,3 +83,32 @@ class Workspace:
 
     def mark(self, marker: str) -> None:
         (self.root / f".{marker}.done").write_text("ok\n")
+
+
+@dataclass(frozen=True)
+class ChildRun:
+    """A command run as its own process: wall seconds and its peak resident memory."""
+
+    seconds: float
+    peak_rss_mb: float
+
+
+def run_child(*argv: str, home: Path) -> ChildRun:
+    """Run `memberscore <argv>` as a child process with MEMBERSCORE_HOME=`home` and
+    measure it (peak RSS from the kernel's accounting of that one process, which an
+    in-process run cannot separate from the benchmark's own memory).  A non-zero exit
+    raises with the command's last lines of stderr."""
+    command = [str(Path(sys.executable).with_name("memberscore")), *argv]
+    start = time.perf_counter()
+    child = subprocess.Popen(command, env={**os.environ, "MEMBERSCORE_HOME": str(home)},
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert child.stderr is not None
+    stderr = child.stderr.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    seconds = time.perf_counter() - start
+    if child.returncode != 0:
+        tail = "\n".join(stderr.strip().splitlines()[-5:])
+        raise RuntimeError(f"memberscore {' '.join(argv)} exited with {child.returncode}: "
+                           f"{tail}")
+    return ChildRun(seconds, usage.ru_maxrss / 1024)  # ru_maxrss is in KiB on Linux

@@ -40,14 +40,11 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
              params.members, params.days, params.start_date, params.end_date, params.seed,
              params.dirty_share, root)
     summary = generate_landing(root, params)
-    bank = summary.bank
-    truth = bank.truth
+    truth = summary.truth
     closed = truth.filter(pc.and_(pc.is_valid(truth["closed_at"]),
                                   pc.greater_equal(truth["churn_date"], params.start_date)))
-    dirty = {source: sum(kinds.values()) for source, kinds in bank.dirty.items()}
-    labels = [f.table for f in bank.files_of("member_outcomes")]
-    positives = sum(pc.sum(pc.equal(t["churned"], "true")).as_py() or 0 for t in labels)
-    label_rows = sum(t.num_rows for t in labels)
+    dirty = {source: sum(kinds.values()) for source, kinds in summary.dirty.items()}
+    positives, label_rows = summary.label_positives, summary.label_rows
 
     messages = [
         f"wrote {summary.files} landing files under {root} "
@@ -55,7 +52,7 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
         f"in {summary.seconds:.1f}s:",
     ]
     for source, rows in summary.rows.items():
-        days = len({f.landing_date for f in bank.files_of(source)})
+        days = summary.days[source]
         extra = f", {dirty.get(source, 0):,} dirty" if dirty.get(source) else ""
         messages.append(f"  {source:<16} {rows:>11,} rows in {days} day folders{extra}")
     messages.append(
@@ -67,8 +64,8 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
     if params.shift_from:
         messages.append(f"  behaviour shift: from {params.shift_from} members transact "
                         f"{params.shift_factor:g}x as often (card, payments, cash)")
-    if bank.dirty.get("transactions"):
-        kinds = ", ".join(f"{k} {v}" for k, v in sorted(bank.dirty["transactions"].items()))
+    if summary.dirty.get("transactions"):
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(summary.dirty["transactions"].items()))
         messages.append(f"  dirty transactions: {kinds}")
     messages.append(f"next: memberscore ingest --start {params.start_date} "
                     f"--end {params.end_date} (every generated day, in one pass)")
@@ -86,7 +83,7 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
             "shift_from": params.shift_from.isoformat() if params.shift_from else None,
             "shift_factor": params.shift_factor,
             "files": summary.files,
-            "dirty": bank.dirty,
+            "dirty": summary.dirty,
             "members_closed": closed.num_rows,
             "label_rows": label_rows,
             "label_positives": positives,

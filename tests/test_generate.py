@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,11 @@ import pytest
 
 from memberscore.cli import main
 from memberscore.landing import list_landing_files
-from memberscore.local.landing_files import generate_landing, jsonl_bytes
+from memberscore.local.landing_files import (
+    generate_landing,
+    jsonl_bytes,
+    write_landing_file,
+)
 from memberscore.local.synthetic import (
     LABEL_HORIZON_DAYS,
     GenerateParams,
@@ -70,7 +75,34 @@ def test_same_arguments_give_the_same_bytes(tmp_path: Path) -> None:
     for name in names:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     assert {"parquet", "csv", "jsonl"} == {Path(n).suffix.lstrip(".") for n in names}
-    assert other.files_of("transactions")[5].table != first.bank.files_of("transactions")[5].table
+    # what the stream wrote day by day is what `generate` holds in memory
+    in_memory = generate(params)
+    for f in in_memory.files:
+        write_landing_file(tmp_path / "c", f)
+    assert sorted(f.relative_path for f in in_memory.files) == names
+    for name in names:
+        assert (tmp_path / "c" / name).read_bytes() == (tmp_path / "a" / name).read_bytes()
+    assert other.files_of("transactions")[5].table != in_memory.files_of("transactions")[5].table
+
+
+def test_memory_holds_one_day_not_the_window(tmp_path: Path) -> None:
+    """Writing 4x the days takes 4x the rows but not 4x the memory: the stream holds
+    a day's rows (and the few late ones in flight), never the window's."""
+    def peak(days: int) -> tuple[int, int]:
+        params = GenerateParams(members=400, days=days, seed=9, end_date=END,
+                                dirty_share=0.02)
+        tracemalloc.start()
+        try:
+            summary = generate_landing(tmp_path / str(days), params)
+            return tracemalloc.get_traced_memory()[1], summary.rows["transactions"]
+        finally:
+            tracemalloc.stop()
+
+    peak(5)  # first use: imports and lookup tables, which are not the rows
+    short_peak, short_rows = peak(20)
+    long_peak, long_rows = peak(80)
+    assert long_rows > 3.5 * short_rows
+    assert long_peak < 1.5 * short_peak, (short_peak, long_peak)
 
 
 def test_regenerating_replaces_the_days_folders(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from memberscore.landing import FORMATS, list_landing_files
-from memberscore.local.synthetic import GenerateParams, LandingFile, SyntheticBank, generate
+from memberscore.local.synthetic import BankStream, GenerateParams, LandingFile
 from memberscore.logs import Progress
 from memberscore.schemas import SOURCES
 
@@ -78,52 +78,61 @@ def jsonl_bytes(table: pa.Table) -> bytes:
 
 @dataclass(frozen=True)
 class GenerateSummary:
-    """What `generate_landing` wrote: where, how many files and rows, and how long."""
+    """What `generate_landing` wrote: where, the files, rows and day folders per source,
+    the labels, the dirty rows and the ground truth, and how long it took."""
 
     root: Path
-    bank: SyntheticBank
+    params: GenerateParams
+    truth: pa.Table
+    dirty: dict[str, dict[str, int]]
     paths: tuple[Path, ...]
     seconds: float
     rows: dict[str, int] = field(default_factory=dict)
+    days: dict[str, int] = field(default_factory=dict)
+    label_rows: int = 0
+    label_positives: int = 0
 
     @property
     def files(self) -> int:
         return len(self.paths)
 
 
-def write_landing(root: Path, bank: SyntheticBank) -> list[Path]:
-    """Write every file of `bank` under `root`.  The folders of the generated days are
-    emptied of data files first, so regenerating a window never mixes two runs; days
-    outside the window are left alone."""
-    root = Path(root)
-    for offset in range(bank.params.days):
-        day = bank.params.start_date + dt.timedelta(days=offset)
+def clear_window(root: Path, params: GenerateParams) -> None:
+    """Empty the folders of the generated days of data files, so regenerating a window
+    never mixes two runs; days outside the window are left alone."""
+    for offset in range(params.days):
+        day = params.start_date + dt.timedelta(days=offset)
         for source in SOURCES:
-            for old in list_landing_files(root, source, day):
+            for old in list_landing_files(Path(root), source, day):
                 old.unlink()
-    by_day: dict[dt.date, list[LandingFile]] = {}
-    for f in bank.files:
-        by_day.setdefault(f.landing_date, []).append(f)
-    paths: list[Path] = []
-    params = bank.params
-    with Progress(f"generate {params.start_date}..{params.end_date}", total=len(by_day)) as shown:
-        for day in sorted(by_day):
-            paths.extend(write_landing_file(root, f) for f in by_day[day])
-            shown.advance(rows=sum(f.table.num_rows for f in by_day[day]))
-    return paths
 
 
 def generate_landing(root: Path, params: GenerateParams) -> GenerateSummary:
     """Generate the synthetic bank for `params` and write its landing files under
-    `root` (normally `ctx.paths.landing`)."""
+    `root` (normally `ctx.paths.landing`), one landing day at a time: memory holds one
+    day's rows, whatever the number of days."""
     start = time.monotonic()
-    bank = generate(params)
-    generated = time.monotonic()
-    paths = write_landing(root, bank)
-    done = time.monotonic()
-    log.info("generated %s in %.1fs, wrote %d files under %s in %.1fs", params,
-             generated - start, len(paths), root, done - generated)
-    rows = {source: bank.rows(source) for source in SOURCES}
-    return GenerateSummary(Path(root), bank, tuple(paths), done - start, rows)
-
-
+    root = Path(root)
+    clear_window(root, params)
+    stream = BankStream(params)
+    paths: list[Path] = []
+    rows = dict.fromkeys(SOURCES, 0)
+    days: dict[str, set[dt.date]] = {source: set() for source in SOURCES}
+    label_rows = label_positives = 0
+    with Progress(f"generate {params.start_date}..{params.end_date}",
+                  total=params.days) as shown:
+        for landing_day in stream.days():
+            for f in landing_day.files:
+                paths.append(write_landing_file(root, f))
+                rows[f.source] += f.table.num_rows
+                days[f.source].add(f.landing_date)
+                if f.source == "member_outcomes":
+                    label_rows += f.table.num_rows
+                    label_positives += pc.sum(pc.equal(f.table["churned"], "true")).as_py() or 0
+            shown.advance(rows=landing_day.rows)
+    seconds = time.monotonic() - start
+    log.info("generated %s: wrote %d files under %s in %.1fs", params, len(paths), root,
+             seconds)
+    return GenerateSummary(root, params, stream.truth, stream.dirty, tuple(paths), seconds,
+                           rows, {source: len(d) for source, d in days.items()},
+                           label_rows, label_positives)

@@ -38,13 +38,16 @@ Files per landing day (the UTC date the rows were delivered):
 
 The output is a pure function of GenerateParams: the same parameters give the same
 rows in the same order (and `memberscore.landing` writes them as the same bytes).
+`BankStream` produces it one landing day at a time, so memory grows with the members,
+never with the days; `generate` collects the stream for the small banks of tests.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -173,6 +176,7 @@ _TXN_DIRTY = (
     ("unparseable_booked_at", 0.05), ("booked_after_ingested", 0.08),
 )
 _TEXT_ONLY_KINDS = {"unparseable_amount", "unparseable_booked_at"}
+_DIRT = {name: i for i, (name, _) in enumerate(_TXN_DIRTY)}
 
 
 # ----------------------------------------------------------------------------- API
@@ -289,25 +293,86 @@ def file_name(prefix: str, day: dt.date, fmt: str) -> str:
     return f"{prefix}_{day.isoformat()}.{fmt}"
 
 
+@dataclass(frozen=True)
+class LandingDay:
+    """The files of one landing day, every source."""
+
+    date: dt.date
+    files: tuple[LandingFile, ...]
+
+    @property
+    def rows(self) -> int:
+        return sum(f.table.num_rows for f in self.files)
+
+
 def generate(params: GenerateParams) -> SyntheticBank:
-    """Generate every source for `params` (pure: no I/O, deterministic for a seed)."""
-    cal = _Calendar(params.start_date, params.days)
-    members = _members(params, cal)
-    activity = _daily_activity(params, cal, members)
-    txns = _transactions(params, cal, members, activity)
-    dirty: dict[str, dict[str, int]] = {}
-    txns, dirty["transactions"] = _dirty_transactions(params, cal, txns)
-    member_rows, dirty["members"] = _member_rows(params, cal, members)
-    labels, dirty["member_outcomes"] = _labels(params, cal, members)
-    files = [
-        *_member_files(cal, members, member_rows),
-        *_transaction_files(cal, members, txns),
-        *_label_files(cal, members, labels),
-    ]
+    """Generate every source for `params` in memory (pure: no I/O, deterministic for a
+    seed): the days of a `BankStream`, collected.  Right for the small banks of tests;
+    a large bank is written day by day from the stream (`landing_files`)."""
+    stream = BankStream(params)
+    files = [f for day in stream.days() for f in day.files]
     files.sort(key=lambda f: (f.source, f.landing_date, f.name))
-    return SyntheticBank(params, tuple(files), _truth(cal, members), dirty)
+    return SyntheticBank(params, tuple(files), stream.truth, stream.dirty)
 
 
+class BankStream:
+    """The synthetic bank, one landing day at a time.
+
+    Members and their standing arrangements (payroll, rent, VAT, direct debits,
+    retainers, counterparty networks) are drawn once, per member.  Transactions are
+    drawn per booking day, each day from random streams of its own (seed, component,
+    day), so a day's rows do not depend on how many days follow it, and memory holds
+    one day's rows plus the few still on their way to a later landing day (late and
+    resent rows): it grows with the members, never with the days.
+
+    `dirty` counts the dirty rows delivered so far (complete once `days()` is done)."""
+
+    def __init__(self, params: GenerateParams) -> None:
+        self.params = params
+        self.cal = _Calendar(params.start_date, params.days)
+        self.members = _members(params, self.cal)
+        self.truth = _truth(self.cal, self.members)
+        member_rows, member_dirt = _member_rows(params, self.cal, self.members)
+        self._member_rows = member_rows.sorted()
+        self.dirty: dict[str, dict[str, int]] = {
+            "transactions": {}, "members": member_dirt, "member_outcomes": {}}
+        first = int(min(self.members.onboard_sec.min() // _DAY, self.cal.start_day - 400))
+        self._fmt = _Format(first, self.cal.start_day + params.days + 1)
+
+    def days(self) -> Iterator[LandingDay]:
+        """Every landing day of the window, oldest first."""
+        params, cal, m, fmt = self.params, self.cal, self.members, self._fmt
+        network = _Network.draw(params, m)
+        standing = _standing_orders(params, cal, m)
+        label_offsets = {(d - params.start_date).days
+                         for d in label_dates(params.start_date, params.end_date)}
+        member_bounds = np.searchsorted(self._member_rows.landing, np.arange(cal.days + 1))
+        in_flight: dict[int, list[_Txns]] = {}
+        txn_dirt = np.zeros(len(_TXN_DIRTY), np.int64)
+        label_dirt: Counter[str] = Counter()
+        seq = _Sequence()
+        for day in range(cal.days):
+            booked = _day_transactions(params, cal, m, network, standing, day, seq)
+            landing = booked.ingested // _DAY - cal.start_day
+            for landing_day in np.unique(landing[landing < cal.days]).tolist():
+                in_flight.setdefault(landing_day, []).append(
+                    booked.take(np.flatnonzero(landing == landing_day)))
+            arrived = _Txns.concat(in_flight.pop(day)) if day in in_flight else _no_txns()
+            arrived = arrived.take(np.lexsort((arrived.seq, arrived.ingested)))
+            txn_dirt += np.bincount(arrived.dirt[arrived.dirt >= 0], minlength=len(_TXN_DIRTY))
+            date = cal.date(day)
+            lo, hi = int(member_bounds[day]), int(member_bounds[day + 1])
+            files = [_member_file(fmt, m, self._member_rows.between(lo, hi), date),
+                     *_transaction_files(fmt, m, arrived, date)]
+            if day - LABEL_HORIZON_DAYS - 1 in label_offsets:
+                labels, dirt = _labels_of(params, m, day - LABEL_HORIZON_DAYS - 1)
+                label_dirt.update(dirt)
+                files.append(_label_file(fmt, cal, m, labels, date))
+            self.dirty["transactions"] = {name: int(count) for (name, _), count
+                                          in sorted(zip(_TXN_DIRTY, txn_dirt, strict=True))
+                                          if count}
+            self.dirty["member_outcomes"] = dict(sorted(label_dirt.items()))
+            yield LandingDay(date, tuple(files))
 # ----------------------------------------------------------------------------- calendar
 
 
@@ -332,6 +397,7 @@ class _Calendar:
         self.month_len_m = ((self.months + 1).astype("datetime64[D]")
                             - self.months.astype("datetime64[D]")).astype(np.int64)
         self.month_no = self.months.astype(np.int64) % 12 + 1
+        self.day_month = np.searchsorted(self.month_start, np.arange(days), side="right") - 1
 
     def date(self, day: int) -> dt.date:
         return self.start + dt.timedelta(days=int(day))
@@ -348,12 +414,10 @@ class _Calendar:
         return day + np.where(dow == 5, 2, np.where(dow == 6, 1, 0))
 
 
-def _rng(params: GenerateParams, stream: int) -> np.random.Generator:
-    """An independent random stream per component, so components stay stable when
-    another one changes."""
-    return np.random.default_rng([params.seed, stream])
-
-
+def _rng(params: GenerateParams, *stream: int) -> np.random.Generator:
+    """An independent random stream per component (and per day or month where the
+    component is drawn day by day), so components stay stable when another changes."""
+    return np.random.default_rng([params.seed, *stream])
 # ----------------------------------------------------------------------------- members
 
 _NEVER = 1 << 30  # "does not churn within the horizon"
@@ -453,29 +517,19 @@ def _members(params: GenerateParams, cal: _Calendar) -> _Members:
     )
 
 
-@dataclass
-class _Activity:
-    """Per member and day: active or not, and how far into its pre-churn decline."""
-
-    active: np.ndarray  # bool (n, days)
-    progress: np.ndarray  # float32 (n, days), 0 = no decline, 1 = closing
-
-
-def _daily_activity(params: GenerateParams, cal: _Calendar, m: _Members) -> _Activity:
-    t = np.arange(params.days)[None, :]
-    active = (t > m.onboard_day[:, None]) & (t < m.churn_day[:, None]) & (m.group[:, None] > 0)
-    start = (m.churn_day - m.decline_days)[:, None]
-    progress = np.clip((t - start) / m.decline_days[:, None], 0.0, 1.0).astype(np.float32)
-    progress = np.where(m.churn_day[:, None] == _NEVER, np.float32(0), progress)
-    return _Activity(active, progress)
-
-
+def _activity_on(m: _Members, day: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per member on `day`: active or not, and how far into its pre-churn decline
+    (float32, 0 = no decline, 1 = closing)."""
+    active = (day > m.onboard_day) & (day < m.churn_day) & (m.group > 0)
+    start = m.churn_day - m.decline_days
+    progress = np.clip((day - start) / m.decline_days, 0.0, 1.0).astype(np.float32)
+    return active, np.where(m.churn_day == _NEVER, np.float32(0), progress)
 # ----------------------------------------------------------------------------- transactions
 
 
 @dataclass
 class _Txns:
-    """Transaction rows as columns of numbers; formatted into files at the end."""
+    """Transaction rows as columns of numbers; formatted into files per landing day."""
 
     member: np.ndarray
     booked: np.ndarray  # epoch seconds
@@ -491,6 +545,7 @@ class _Txns:
     null_txn: np.ndarray
     bad_amount: np.ndarray  # -1 or index into _BAD_AMOUNTS
     bad_booked: np.ndarray  # -1 or index into _BAD_TIMESTAMPS
+    dirt: np.ndarray  # -1 (clean) or index into _TXN_DIRTY
 
     @property
     def n(self) -> int:
@@ -516,61 +571,75 @@ def _new_txns(member: np.ndarray, booked: np.ndarray, cents: np.ndarray, channel
         cp_num=cp_num.astype(np.int64), seq=np.zeros(size, np.int64),
         null_member=np.zeros(size, bool), null_txn=np.zeros(size, bool),
         bad_amount=np.full(size, -1, np.int8), bad_booked=np.full(size, -1, np.int8),
+        dirt=np.full(size, -1, np.int8),
     )
 
 
-def _transactions(params: GenerateParams, cal: _Calendar, m: _Members,
-                  act: _Activity) -> _Txns:
-    variable = _variable_transactions(params, cal, m, act)
-    recurring = _recurring_transactions(params, cal, m, act)
-    txns = _Txns.concat([variable, recurring])
-    rng = _rng(params, 5)
-    txns.ingested = txns.booked + _ingest_lag(rng, txns.channel)
-    order = np.lexsort((txns.cents, txns.member, txns.booked))
-    txns = txns.take(order)
-    txns.seq = np.arange(1, txns.n + 1, dtype=np.int64)
+def _no_txns() -> _Txns:
+    empty = np.zeros(0, np.int64)
+    return _new_txns(empty, empty, empty, empty, empty, empty, empty)
+
+
+@dataclass
+class _Sequence:
+    """Transaction numbers: clean rows from 1 in booking order; dirty copies (other
+    than resent duplicates, which keep their number) from 5,000,000,000, so a clean
+    row's id is the same whether or not dirt is generated."""
+
+    clean: int = 1
+    dirty: int = 5_000_000_000
+
+
+def _day_transactions(params: GenerateParams, cal: _Calendar, m: _Members,
+                      network: _Network, standing: list[_Standing], day: int,
+                      seq: _Sequence) -> _Txns:
+    """Every row booked on `day` (clean, plus dirty copies when asked), numbered by
+    `seq` in booking order."""
+    active, progress = _activity_on(m, day)
+    txns = _Txns.concat([
+        _variable_transactions(params, cal, m, network, day, active, progress),
+        _standing_transactions(params, cal, standing, day, active, progress),
+    ])
+    txns.ingested = txns.booked + _ingest_lag(_rng(params, 5, day), txns.channel)
+    txns = txns.take(np.lexsort((txns.cents, txns.member, txns.booked)))
+    txns.seq = np.arange(seq.clean, seq.clean + txns.n, dtype=np.int64)
+    seq.clean += txns.n
+    if params.dirty_share > 0 and txns.n:
+        txns = _dirty_transactions(params, day, txns, seq)
     return txns
 
 
 def _variable_transactions(params: GenerateParams, cal: _Calendar, m: _Members,
-                           act: _Activity) -> _Txns:
-    """Card spends, payments in and out, cash: Poisson counts per member and day."""
-    rng = _rng(params, 2)
-    days = params.days
-    weekend = np.array([i.weekend for i in INDUSTRIES])[m.industry]
-    dow = cal.dow[None, :]
-    dow_factor = np.where(dow == 5, 0.8 * weekend[:, None],
-                          np.where(dow == 6, 0.5 * weekend[:, None], 1.0))
-    month_end = (cal.dom >= cal.month_len - 2) | (cal.dom <= 2)
-    t = np.arange(days)[None, :]
-    ramp = np.clip(0.3 + 0.7 * (t - m.onboard_day[:, None]) / 30.0, 0.3, 1.0)
-    decline = 1.0 - (1.0 - m.floor[:, None]) * act.progress ** 0.7
-    in_dip = (t >= m.dip_start[:, None]) & (t < (m.dip_start + m.dip_len)[:, None])
-    dip = np.where(in_dip, m.dip_factor[:, None], 1.0)
-    shifted = (np.where(t >= (params.shift_from - params.start_date).days,
-                        params.shift_factor, 1.0) if params.shift_from else 1.0)
-    intensity = (m.activity[:, None] * dow_factor * np.where(month_end, 1.12, 1.0)[None, :]
-                 * ramp * decline * dip * act.active * shifted)
-    counts = rng.poisson(intensity)
-    cell = np.repeat(np.arange(m.n * days, dtype=np.int64), counts.ravel())
-    member, day = cell // days, cell % days
-    size = len(cell)
-    progress = act.progress.ravel()[cell]
+                           network: _Network, day: int, active: np.ndarray,
+                           progress: np.ndarray) -> _Txns:
+    """Card spends, payments in and out, cash: Poisson counts per member on `day`."""
+    rng = _rng(params, 2, day)
+    weekend = _INDUSTRY_WEEKEND[m.industry]
+    dow = cal.dow[day]
+    dow_factor = 0.8 * weekend if dow == 5 else 0.5 * weekend if dow == 6 else 1.0
+    month_end = bool(cal.dom[day] >= cal.month_len[day] - 2 or cal.dom[day] <= 2)
+    ramp = np.clip(0.3 + 0.7 * (day - m.onboard_day) / 30.0, 0.3, 1.0)
+    decline = 1.0 - (1.0 - m.floor) * progress ** 0.7
+    in_dip = (day >= m.dip_start) & (day < m.dip_start + m.dip_len)
+    dip = np.where(in_dip, m.dip_factor, 1.0)
+    shifted = (params.shift_factor
+               if params.shift_from and day >= (params.shift_from - params.start_date).days
+               else 1.0)
+    intensity = (m.activity * dow_factor * (1.12 if month_end else 1.0)
+                 * ramp * decline * dip * active * shifted)
+    member = np.repeat(np.arange(m.n, dtype=np.int64), rng.poisson(intensity))
+    size = len(member)
+    progress = progress[member]
     b2c = m.segment_b2c[member]
 
     # direction: inflows fade faster than outflows in a decline; B2B invoices at month end
     p_in = m.p_in[member] * (1.0 - 0.55 * progress)
-    p_in = p_in + np.where(~b2c & month_end[day], 0.08, 0.0)
+    if month_end:
+        p_in = p_in + np.where(~b2c, 0.08, 0.0)
     inflow = rng.random(size) < p_in
 
     # channel from the segment's mix, with the industry's cash weight
-    mix = np.zeros((len(INDUSTRIES), 2, len(CHANNELS)))
-    for k, ind in enumerate(INDUSTRIES):
-        for d, direction in enumerate(("out", "in")):
-            w = np.array(_MIX[(ind.segment, direction)], dtype=float)
-            w[CASH] = ind.cash * _CASH_WEIGHT[direction]
-            mix[k, d] = np.cumsum(w / w.sum())
-    cum = mix[m.industry[member], inflow.astype(np.int64)]
+    cum = _CHANNEL_MIX[m.industry[member], inflow.astype(np.int64)]
     channel = np.minimum((rng.random(size)[:, None] > cum).sum(axis=1), len(CHANNELS) - 1)
 
     # amount: member's ticket x channel factor x noise; cash in multiples of GBP 5
@@ -591,8 +660,23 @@ def _variable_transactions(params: GenerateParams, cal: _Calendar, m: _Members,
     p_reversed = np.where(channel == CARD, 0.004, 0.001)
     status = np.where(u < p_failed, 1, np.where(u < p_failed + p_reversed, 2, 0))
 
-    cp_kind, cp_num = _counterparties(params, rng, m, member, inflow, channel, progress, b2c)
+    cp_kind, cp_num = network.counterparties(rng, member, inflow, channel, progress, b2c)
     return _new_txns(member, booked, cents, channel, status, cp_kind, cp_num)
+
+
+def _channel_mix() -> np.ndarray:
+    """Cumulative channel weights per industry and direction (0 out, 1 in)."""
+    mix = np.zeros((len(INDUSTRIES), 2, len(CHANNELS)))
+    for k, ind in enumerate(INDUSTRIES):
+        for d, direction in enumerate(("out", "in")):
+            w = np.array(_MIX[(ind.segment, direction)], dtype=float)
+            w[CASH] = ind.cash * _CASH_WEIGHT[direction]
+            mix[k, d] = np.cumsum(w / w.sum())
+    return mix
+
+
+_CHANNEL_MIX = _channel_mix()
+_INDUSTRY_WEEKEND = np.array([i.weekend for i in INDUSTRIES])
 
 
 def _time_of_day(rng: np.random.Generator, channel: np.ndarray, b2c: np.ndarray) -> np.ndarray:
@@ -607,132 +691,169 @@ def _time_of_day(rng: np.random.Generator, channel: np.ndarray, b2c: np.ndarray)
     return (hours * 3600).astype(np.int64) % _DAY  # the tails wrap round midnight
 
 
-def _counterparties(params: GenerateParams, rng: np.random.Generator, m: _Members,
-                    member: np.ndarray, inflow: np.ndarray, channel: np.ndarray,
-                    progress: np.ndarray, b2c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Recurring counterparties: each member pays and is paid by its own skewed network;
-    card spends go to popular merchants; B2C card takings arrive from one acquirer."""
-    size = len(member)
-    pool = max(50_000, 8 * m.n)
-    member_rng = _rng(params, 8)  # the network layout of each member
-    base_in = member_rng.integers(0, pool, m.n)
-    base_out = member_rng.integers(0, pool, m.n)
-    stride = member_rng.integers(1, pool // 7, m.n) * 2 + 1
-    size_in = np.where(m.segment_b2c, member_rng.integers(30, 300, m.n),
-                       member_rng.integers(5, 40, m.n))
-    size_out = member_rng.integers(10, 80, m.n)
-    acquirer = member_rng.integers(1, 7, m.n)
+@dataclass(frozen=True)
+class _Network:
+    """Each member's counterparty layout: it pays and is paid by its own skewed network
+    (a base and a stride into a shared pool); B2C card takings arrive from one
+    acquirer."""
 
-    shrink = np.where(inflow, 1.0 - 0.7 * progress, 1.0)  # fewer payers in a decline
-    net_size = np.maximum(np.where(inflow, size_in[member], size_out[member]) * shrink, 1)
-    k = np.floor(net_size * rng.random(size) ** 2.5).astype(np.int64)
-    base = np.where(inflow, base_in[member], base_out[member])
-    network = (base + stride[member] * k) % pool
+    pool: int
+    base_in: np.ndarray
+    base_out: np.ndarray
+    stride: np.ndarray
+    size_in: np.ndarray
+    size_out: np.ndarray
+    acquirer: np.ndarray
 
-    merchant = np.floor(20_000 * rng.random(size) ** 3).astype(np.int64)
-    unknown_merchant = rng.random(size) < 0.15
-    acquired = inflow & b2c & (channel == BACS)
-    kind = np.select(
-        [channel == CASH, (channel == CARD) & unknown_merchant, channel == CARD, acquired],
-        [CP_NONE, CP_NONE, CP_MERCHANT, CP_ACQUIRER], CP_NETWORK)
-    num = np.select([channel == CARD, acquired], [merchant, acquirer[member]], network)
-    return kind, np.where(kind == CP_NONE, 0, num)
+    @classmethod
+    def draw(cls, params: GenerateParams, m: _Members) -> _Network:
+        pool = max(50_000, 8 * m.n)
+        rng = _rng(params, 8)
+        return cls(
+            pool=pool,
+            base_in=rng.integers(0, pool, m.n),
+            base_out=rng.integers(0, pool, m.n),
+            stride=rng.integers(1, pool // 7, m.n) * 2 + 1,
+            size_in=np.where(m.segment_b2c, rng.integers(30, 300, m.n),
+                             rng.integers(5, 40, m.n)),
+            size_out=rng.integers(10, 80, m.n),
+            acquirer=rng.integers(1, 7, m.n),
+        )
+
+    def counterparties(self, rng: np.random.Generator, member: np.ndarray,
+                       inflow: np.ndarray, channel: np.ndarray, progress: np.ndarray,
+                       b2c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Counterparty kind and number per row: the member's network (fewer payers in
+        a decline), popular merchants for card spends, the acquirer for B2C takings."""
+        size = len(member)
+        shrink = np.where(inflow, 1.0 - 0.7 * progress, 1.0)
+        net_size = np.maximum(np.where(inflow, self.size_in[member], self.size_out[member])
+                              * shrink, 1)
+        k = np.floor(net_size * rng.random(size) ** 2.5).astype(np.int64)
+        base = np.where(inflow, self.base_in[member], self.base_out[member])
+        network = (base + self.stride[member] * k) % self.pool
+
+        merchant = np.floor(20_000 * rng.random(size) ** 3).astype(np.int64)
+        unknown_merchant = rng.random(size) < 0.15
+        acquired = inflow & b2c & (channel == BACS)
+        kind = np.select(
+            [channel == CASH, (channel == CARD) & unknown_merchant, channel == CARD,
+             acquired],
+            [CP_NONE, CP_NONE, CP_MERCHANT, CP_ACQUIRER], CP_NETWORK)
+        num = np.select([channel == CARD, acquired], [merchant, self.acquirer[member]],
+                        network)
+        return kind, np.where(kind == CP_NONE, 0, num)
 
 
-def _recurring_transactions(params: GenerateParams, cal: _Calendar, m: _Members,
-                            act: _Activity) -> _Txns:
+@dataclass(frozen=True)
+class _Standing:
+    """A monthly standing arrangement: one row per arrangement and month it is due,
+    paid on `due(month)` (a day index per arrangement, -1 when not due that month)."""
+
+    owner: np.ndarray  # member index per arrangement
+    due: Callable[[int], np.ndarray]
+    cents: np.ndarray  # signed pence (float, before the month's noise)
+    channel: np.ndarray
+    cp_kind: int
+    cp_num: np.ndarray
+    hours: tuple[float, float]  # booking time window
+    fail: tuple[float, float]  # failure probability: base + slope x decline
+    stop_at: np.ndarray | None = None  # stops once the decline passes this point
+    noise: float = 0.0  # sigma of a lognormal on the amount, drawn per month
+
+
+def _standing_orders(params: GenerateParams, cal: _Calendar, m: _Members) -> list[_Standing]:
     """Payroll, rent, quarterly VAT, utilities and software direct debits, retainers."""
     rng = _rng(params, 3)
     n = m.n
-    months = len(cal.months)
-    ms, ml = cal.month_start[None, :], cal.month_len_m[None, :]
-    parts: list[_Txns] = []
+    everyone = np.arange(n)
+    ms, ml = cal.month_start, cal.month_len_m
 
-    def emit(member: np.ndarray, day: np.ndarray, cents: np.ndarray, channel: np.ndarray,
-             cp_kind: int, cp_num: np.ndarray, hours: tuple[float, float],
-             fail: tuple[float, float], stop_at: np.ndarray | None = None) -> None:
-        member, day = member.ravel(), day.ravel()
-        cents, channel, cp_num = cents.ravel(), channel.ravel(), cp_num.ravel()
-        inside = (day >= 0) & (day < params.days)
-        safe_day = np.clip(day, 0, params.days - 1)
-        keep = inside & act.active[member, safe_day]
-        progress = act.progress[member, safe_day]
-        if stop_at is not None:
-            keep &= progress <= stop_at.ravel()
-        idx = np.flatnonzero(keep)
-        member, day, progress = member[idx], day[idx], progress[idx]
-        size = len(idx)
-        seconds = (rng.uniform(*hours, size) * 3600).astype(np.int64)
-        p_fail = np.where(cents[idx] < 0, fail[0] + fail[1] * progress, 0.0)
-        status = np.where(rng.random(size) < p_fail, 1, 0)
-        parts.append(_new_txns(member, cal.start_sec + day * _DAY + seconds, cents[idx],
-                               channel[idx], status, np.full(size, cp_kind), cp_num[idx]))
+    def month_end(month: int) -> np.ndarray:  # the last working day
+        return np.full(len(payroll), cal.previous_business_day(ms[month] + ml[month] - 1))
 
-    everyone = np.broadcast_to(np.arange(n)[:, None], (n, months))
+    def on_day_of_month(dom: np.ndarray) -> Callable[[int], np.ndarray]:
+        return lambda month: cal.next_business_day(ms[month] + np.minimum(dom, ml[month]) - 1)
 
     # payroll: BACS on the last working day; stops late in a decline (staff let go)
-    payroll = rng.random(n) < _LF_PAYROLL[m.legal]
+    payroll = everyone[rng.random(n) < _LF_PAYROLL[m.legal]]
     employees = 1 + rng.geometric(0.25, n)
     salary = rng.lognormal(np.log(2300), 0.25, n)
-    payroll_day = cal.previous_business_day(np.broadcast_to(ms + ml - 1, (n, months)))
-    pay = -np.round(employees * salary * 100)[:, None] * rng.lognormal(0, 0.05, (n, months))
-    emit(everyone[payroll], payroll_day[payroll], pay[payroll].astype(np.int64),
-         np.full((n, months), BACS)[payroll], CP_PAYROLL,
-         np.broadcast_to(rng.integers(1, 31, n)[:, None], (n, months))[payroll],
-         (4.0, 7.0), (0.01, 0.15), np.full((n, months), 0.6)[payroll])
-
+    bureau = rng.integers(1, 31, n)
     # rent: first working day, direct debit or standing order, to the member's landlord
-    rent = rng.random(n) < 0.8
+    rent = everyone[rng.random(n) < 0.8]
     rent_cents = np.round((400 + 1800 * rng.lognormal(0, 0.6, n)
                            * np.where(m.segment_b2c, 1.5, 1.0)) * 100)
     rent_channel = np.where(rng.random(n) < 0.6, DIRECT_DEBIT, TRANSFER)
-    rent_day = cal.next_business_day(np.broadcast_to(ms, (n, months)))
-    emit(everyone[rent], rent_day[rent],
-         np.broadcast_to(-rent_cents[:, None], (n, months))[rent].astype(np.int64),
-         np.broadcast_to(rent_channel[:, None], (n, months))[rent], CP_LANDLORD,
-         np.broadcast_to(rng.integers(1, 10 * n + 100, n)[:, None], (n, months))[rent],
-         (1.0, 6.0), (0.005, 0.2))
-
+    landlord = rng.integers(1, 10 * n + 100, n)
     # quarterly VAT to HMRC by direct debit, on the member's stagger
-    vat = rng.random(n) < _LF_VAT[m.legal]
-    stagger = rng.integers(0, 3, n)
-    vat_month = ((cal.month_no[None, :] - 1 - stagger[:, None]) % 3) == 0
+    vat = everyone[rng.random(n) < _LF_VAT[m.legal]]
+    stagger = rng.integers(0, 3, n)[vat]
     quarterly_in = 91 * m.activity * m.p_in * m.ticket * 2.0
     vat_cents = np.round(np.maximum(0.2 * 0.35 * quarterly_in, 50) * 100)
-    vat_day = cal.next_business_day(np.broadcast_to(ms + 9, (n, months)))
-    pick = vat[:, None] & vat_month
-    emit(everyone[pick], vat_day[pick],
-         (-vat_cents[:, None] * rng.lognormal(0, 0.2, (n, months)))[pick].astype(np.int64),
-         np.full((n, months), DIRECT_DEBIT)[pick], CP_HMRC, np.ones((n, months), np.int64)[pick],
-         (3.0, 7.0), (0.02, 0.3))
+
+    def vat_due(month: int) -> np.ndarray:
+        due = ((cal.month_no[month] - 1 - stagger) % 3) == 0
+        return np.where(due, cal.next_business_day(ms[month] + 9), -1)
 
     # utilities and software: 1-4 monthly direct debits per member
-    per = rng.integers(1, 5, n)
-    owner = np.repeat(np.arange(n), per)
-    k = len(owner)
-    dd_dom = rng.integers(1, 29, k)[:, None]
-    dd_day = cal.next_business_day(ms + np.minimum(dd_dom, ml) - 1)
-    dd_cents = np.round(rng.lognormal(np.log(120), 0.8, k) * 100)
-    emit(np.broadcast_to(owner[:, None], (k, months)), dd_day,
-         np.broadcast_to(-dd_cents[:, None], (k, months)).astype(np.int64),
-         np.full((k, months), DIRECT_DEBIT), CP_UTILITY,
-         np.broadcast_to(rng.integers(1, 201, k)[:, None], (k, months)),
-         (3.0, 7.0), (0.005, 0.15))
-
+    debits = np.repeat(everyone, rng.integers(1, 5, n))
+    dd_dom = rng.integers(1, 29, len(debits))
+    dd_cents = np.round(rng.lognormal(np.log(120), 0.8, len(debits)) * 100)
+    utility = rng.integers(1, 201, len(debits))
     # retainers: B2B clients paying monthly; each stops at its own point in a decline
-    per = np.where(m.segment_b2c, 0, rng.poisson(1.2, n))
-    owner = np.repeat(np.arange(n), per)
-    k = len(owner)
-    ret_dom = rng.integers(1, 29, k)[:, None]
-    ret_day = cal.next_business_day(ms + np.minimum(ret_dom, ml) - 1)
-    ret_cents = np.round(m.ticket[owner] * 2.5 * rng.lognormal(0, 0.3, k) * 100)
+    retainers = np.repeat(everyone, np.where(m.segment_b2c, 0, rng.poisson(1.2, n)))
+    k = len(retainers)
+    ret_dom = rng.integers(1, 29, k)
+    ret_cents = np.round(m.ticket[retainers] * 2.5 * rng.lognormal(0, 0.3, k) * 100)
     ret_channel = np.where(rng.random(k) < 0.7, FASTER_PAYMENT, BACS)
-    emit(np.broadcast_to(owner[:, None], (k, months)), ret_day,
-         np.broadcast_to(ret_cents[:, None], (k, months)).astype(np.int64),
-         np.broadcast_to(ret_channel[:, None], (k, months)), CP_NETWORK,
-         np.broadcast_to(rng.integers(0, max(50_000, 8 * n), k)[:, None], (k, months)),
-         (8.0, 17.0), (0.0, 0.0),
-         np.broadcast_to(rng.uniform(0.1, 0.8, k)[:, None], (k, months)))
+    client = rng.integers(0, max(50_000, 8 * n), k)
+    ret_stop = rng.uniform(0.1, 0.8, k)
+    return [
+        _Standing(payroll, month_end, -np.round(employees * salary * 100)[payroll],
+                  np.full(len(payroll), BACS), CP_PAYROLL, bureau[payroll], (4.0, 7.0),
+                  (0.01, 0.15), np.full(len(payroll), 0.6), noise=0.05),
+        _Standing(rent, lambda month: np.full(len(rent), cal.next_business_day(ms[month])),
+                  -rent_cents[rent], rent_channel[rent], CP_LANDLORD, landlord[rent],
+                  (1.0, 6.0), (0.005, 0.2)),
+        _Standing(vat, vat_due, -vat_cents[vat], np.full(len(vat), DIRECT_DEBIT), CP_HMRC,
+                  np.ones(len(vat), np.int64), (3.0, 7.0), (0.02, 0.3), noise=0.2),
+        _Standing(debits, on_day_of_month(dd_dom), -dd_cents,
+                  np.full(len(debits), DIRECT_DEBIT), CP_UTILITY, utility, (3.0, 7.0),
+                  (0.005, 0.15)),
+        _Standing(retainers, on_day_of_month(ret_dom), ret_cents, ret_channel, CP_NETWORK,
+                  client, (8.0, 17.0), (0.0, 0.0), ret_stop),
+    ]
+
+
+def _standing_transactions(params: GenerateParams, cal: _Calendar, standing: list[_Standing],
+                           day: int, active: np.ndarray, progress: np.ndarray) -> _Txns:
+    """The standing arrangements due on `day` (of this month's schedule, or last
+    month's when a working-day shift carried it over), for members active that day."""
+    rng = _rng(params, 3, day)
+    month = int(cal.day_month[day])
+    parts = [_no_txns()]
+    for plan_no, plan in enumerate(standing):
+        for due_month in (month - 1, month):
+            if due_month < 0:
+                continue
+            idx = np.flatnonzero(plan.due(due_month) == day)
+            member = plan.owner[idx]
+            keep = active[member]
+            if plan.stop_at is not None:
+                keep &= progress[member] <= plan.stop_at[idx]
+            idx, member = idx[keep], member[keep]
+            cents = plan.cents[idx]
+            if plan.noise:
+                month_rng = _rng(params, 3, 1000 + plan_no, due_month)
+                cents = cents * month_rng.lognormal(0, plan.noise, len(plan.owner))[idx]
+            size = len(idx)
+            seconds = (rng.uniform(*plan.hours, size) * 3600).astype(np.int64)
+            p_fail = np.where(cents < 0, plan.fail[0] + plan.fail[1] * progress[member], 0.0)
+            status = np.where(rng.random(size) < p_fail, 1, 0)
+            parts.append(_new_txns(member, cal.start_sec + day * _DAY + seconds,
+                                   cents.astype(np.int64), plan.channel[idx], status,
+                                   np.full(size, plan.cp_kind), plan.cp_num[idx]))
     return _Txns.concat(parts)
 
 
@@ -749,75 +870,50 @@ def _ingest_lag(rng: np.random.Generator, channel: np.ndarray) -> np.ndarray:
     return lag.astype(np.int64)
 
 
-def _dirty_transactions(params: GenerateParams, cal: _Calendar,
-                        txns: _Txns) -> tuple[_Txns, dict[str, int]]:
-    """Add dirty rows (copies of clean rows with one defect) and deliver some clean
-    rows late.  Returns the rows that are delivered (ingested by the end date)."""
-    rng = _rng(params, 6)
-    counts: dict[str, int] = {}
-    end_sec = cal.start_sec + params.days * _DAY
-    if params.dirty_share <= 0 or txns.n == 0:
-        delivered = txns.take(np.flatnonzero(txns.ingested < end_sec))
-        return delivered, counts
-    source = _steady_sample(rng, txns.ingested // _DAY, params.dirty_share)
-    total = len(source)
-    kinds = np.array([k for k, _ in _TXN_DIRTY])
+def _dirty_transactions(params: GenerateParams, day: int, txns: _Txns,
+                        seq: _Sequence) -> _Txns:
+    """Add dirty rows (copies of the day's clean rows with one defect) and deliver some
+    clean rows late.  About `dirty_share` of every day's rows (stochastic rounding), so
+    each day has a steady share of dirt: a small bank's day does not get several dirty
+    rows by chance and trip the ingest bad-row gate."""
+    rng = _rng(params, 6, day)
+    total = int(np.floor(params.dirty_share * txns.n + rng.random()))
+    source = rng.integers(0, txns.n, total)
     weights = np.array([w for _, w in _TXN_DIRTY])
-    kind = kinds[rng.choice(len(kinds), total, p=weights / weights.sum())]
-    is_card = txns.channel[source] == CARD
-    kind = np.where(is_card & np.isin(kind, list(_TEXT_ONLY_KINDS)), "foreign_currency", kind)
+    kind = rng.choice(len(_TXN_DIRTY), total, p=weights / weights.sum())
+    text_only = np.isin(kind, [_DIRT[k] for k in _TEXT_ONLY_KINDS])
+    kind = np.where((txns.channel[source] == CARD) & text_only, _DIRT["foreign_currency"], kind)
 
-    late = source[kind == "late"]
+    late = source[kind == _DIRT["late"]]
     txns.ingested[late] += rng.integers(_DAY, 5 * _DAY, len(late))
+    txns.dirt[late] = _DIRT["late"]
 
-    pick = np.flatnonzero(kind != "late")
+    pick = np.flatnonzero(kind != _DIRT["late"])
     extra = txns.take(source[pick])
     kind = kind[pick]
     size = extra.n
-    next_seq = txns.seq.max(initial=0) + 1
-    is_dup = kind == "duplicate"
-    extra.seq = np.where(is_dup, extra.seq, next_seq + np.arange(size))
+    is_dup = kind == _DIRT["duplicate"]
+    extra.dirt = kind.astype(np.int8)
+    extra.seq = np.where(is_dup, extra.seq, seq.dirty + np.arange(size))
+    seq.dirty += size
     extra.ingested = extra.ingested + np.where(is_dup, rng.integers(300, 30 * 3600, size), 0)
-    extra.currency = np.where(kind == "foreign_currency", rng.integers(1, 3, size),
+    extra.currency = np.where(kind == _DIRT["foreign_currency"], rng.integers(1, 3, size),
                               extra.currency).astype(np.int8)
-    extra.null_member = kind == "null_member_id"
-    extra.null_txn = kind == "null_transaction_id"
-    extra.status = np.where(kind == "unknown_status",
+    extra.null_member = kind == _DIRT["null_member_id"]
+    extra.null_txn = kind == _DIRT["null_transaction_id"]
+    extra.status = np.where(kind == _DIRT["unknown_status"],
                             rng.integers(len(STATUSES), len(_STATUS_VOCAB), size),
                             extra.status).astype(np.int8)
-    extra.channel = np.where(kind == "unknown_channel",
+    extra.channel = np.where(kind == _DIRT["unknown_channel"],
                              rng.integers(len(CHANNELS), len(_CHANNEL_VOCAB), size),
                              extra.channel).astype(np.int8)
-    extra.bad_amount = np.where(kind == "unparseable_amount",
+    extra.bad_amount = np.where(kind == _DIRT["unparseable_amount"],
                                 rng.integers(0, len(_BAD_AMOUNTS), size), -1).astype(np.int8)
-    extra.bad_booked = np.where(kind == "unparseable_booked_at",
+    extra.bad_booked = np.where(kind == _DIRT["unparseable_booked_at"],
                                 rng.integers(0, len(_BAD_TIMESTAMPS), size), -1).astype(np.int8)
-    extra.booked = np.where(kind == "booked_after_ingested",
+    extra.booked = np.where(kind == _DIRT["booked_after_ingested"],
                             extra.ingested + rng.integers(3600, 20 * 3600, size), extra.booked)
-    both = _Txns.concat([txns, extra])
-    labels = np.full(txns.n, "", dtype=f"<U{max(len(k) for k, _ in _TXN_DIRTY)}")
-    labels[late] = "late"
-    labels = np.concatenate([labels, kind])
-    is_delivered = both.ingested < end_sec
-    values, numbers = np.unique(labels[is_delivered & (labels != "")], return_counts=True)
-    counts = {str(k): int(c) for k, c in zip(values, numbers, strict=True)}
-    return both.take(np.flatnonzero(is_delivered)), counts
-
-
-def _steady_sample(rng: np.random.Generator, day: np.ndarray, share: float) -> np.ndarray:
-    """Indexes of about `share` of the rows of every day (stochastic rounding per day),
-    so each delivered day has a steady share of dirt: a small bank's day does not get
-    several dirty rows by chance and trip the ingest bad-row gate."""
-    first = day.min(initial=0)
-    per_day = np.bincount(day - first)
-    picks = np.floor(share * per_day + rng.random(len(per_day))).astype(np.int64)
-    order = np.argsort(day, kind="stable")
-    starts = np.concatenate([[0], np.cumsum(per_day)[:-1]])
-    which = np.repeat(np.arange(len(per_day)), picks)
-    offset = np.floor(rng.random(len(which)) * per_day[which]).astype(np.int64)
-    return order[starts[which] + offset]
-
-
+    return _Txns.concat([txns, extra])
 # ----------------------------------------------------------------------------- member rows
 
 
@@ -831,6 +927,16 @@ class _MemberRows:
     null_member: np.ndarray
     bad_onboarded: np.ndarray  # -1 or index into _BAD_DATES
     null_region: np.ndarray
+
+    def sorted(self) -> _MemberRows:
+        """In delivery order: by landing day, updated_at, member."""
+        return self.slice_by(np.lexsort((self.member, self.updated, self.landing)))
+
+    def between(self, lo: int, hi: int) -> _MemberRows:
+        return self.slice_by(slice(lo, hi))
+
+    def slice_by(self, index: np.ndarray | slice) -> _MemberRows:
+        return _MemberRows(**{k: v[index] for k, v in self.__dict__.items()})
 
 
 def _member_rows(params: GenerateParams, cal: _Calendar,
@@ -921,22 +1027,19 @@ def label_dates(start: dt.date, end: dt.date) -> list[dt.date]:
     return out
 
 
-def _labels(params: GenerateParams, cal: _Calendar,
-            m: _Members) -> tuple[_Labels, dict[str, int]]:
-    """For each label date L, every member in L's snapshot (onboarded on or before L,
-    not closed before L), churned = closed on or before L + horizon."""
-    rng = _rng(params, 7)
-    dates = label_dates(params.start_date, params.end_date)
-    offsets = np.array([(d - params.start_date).days for d in dates], dtype=np.int64)
-    in_snapshot = ((m.onboard_day[:, None] <= offsets[None, :])
-                   & (m.churn_day[:, None] >= offsets[None, :]) & (m.group[:, None] > 0))
-    member, which = np.nonzero(in_snapshot)
-    day = offsets[which]
-    churned = m.churn_day[member] <= day + LABEL_HORIZON_DAYS
-    order = np.lexsort((member, day))
-    size = len(order)
-    labels = _Labels(member[order], day[order], churned[order], np.zeros(size, bool),
-                     np.full(size, -1, np.int8), np.full(size, -1, np.int8))
+def _labels_of(params: GenerateParams, m: _Members,
+               label_day: int) -> tuple[_Labels, dict[str, int]]:
+    """For label date L (a day index): every member in L's snapshot (onboarded on or
+    before L, not closed before L), churned = closed on or before L + horizon; plus
+    broken copies when dirty rows are asked for.  Sorted by member."""
+    rng = _rng(params, 7, label_day)
+    member = np.flatnonzero((m.onboard_day <= label_day) & (m.churn_day >= label_day)
+                            & (m.group > 0))
+    size = len(member)
+    labels = _Labels(member, np.full(size, label_day, np.int64),
+                     m.churn_day[member] <= label_day + LABEL_HORIZON_DAYS,
+                     np.zeros(size, bool), np.full(size, -1, np.int8),
+                     np.full(size, -1, np.int8))
     counts: dict[str, int] = {}
     if params.dirty_share > 0 and size:
         total = int(rng.binomial(size, params.dirty_share))
@@ -949,21 +1052,23 @@ def _labels(params: GenerateParams, cal: _Calendar,
                         np.where(kind == 2, rng.integers(0, len(_BAD_BOOLEANS), total), -1)
                         .astype(np.int8))
         labels = _Labels(*(np.concatenate([getattr(labels, f), getattr(extra, f)])
-                           for f in ("member", "label_day", "churned", "null_member",
-                                     "bad_date", "bad_churned")))
+                           for f in _LABEL_FIELDS))
         names = ("null_member_id", "unparseable_label_date", "unparseable_churned")
         counts = {names[i]: int((kind == i).sum()) for i in range(3) if (kind == i).any()}
-    return labels, counts
+    order = np.argsort(labels.member, kind="stable")
+    return _Labels(*(getattr(labels, f)[order] for f in _LABEL_FIELDS)), counts
 
 
+_LABEL_FIELDS = ("member", "label_day", "churned", "null_member", "bad_date", "bad_churned")
 # ----------------------------------------------------------------------------- formatting
 
 
 class _Format:
-    """Vectorised text formatting (lookup tables, no per-row Python)."""
+    """Vectorised text formatting (lookup tables, no per-row Python), for epoch days
+    `first_day`..`last_day`."""
 
-    def __init__(self, cal: _Calendar, first_day: int, last_day: int) -> None:
-        self.first_day = first_day  # epoch day numbers covered by the date table
+    def __init__(self, first_day: int, last_day: int) -> None:
+        self.first_day = first_day
         days = np.arange(first_day, last_day + 1).astype("datetime64[D]")
         self.dates = pa.array(np.datetime_as_string(days))
         second = np.arange(_DAY)
@@ -1012,28 +1117,8 @@ def _decimal_cents(cents: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.decimal128(18, 2), len(cents), [None, pa.py_buffer(buf)])
 
 
-def _split_by_day(table: pa.Table, landing: np.ndarray, source: str, prefix: str, fmt: str,
-                  cal: _Calendar, every_day: bool = True) -> list[LandingFile]:
-    """One file per landing day; rows must already be sorted by landing day."""
-    bounds = np.searchsorted(landing, np.arange(cal.days + 1))
-    files = []
-    for day in range(cal.days):
-        lo, hi = int(bounds[day]), int(bounds[day + 1])
-        if hi == lo and not every_day:
-            continue
-        date = cal.date(day)
-        files.append(LandingFile(source, date, file_name(prefix, date, fmt),
-                                 table.slice(lo, hi - lo)))
-    return files
-
-
-def _transaction_files(cal: _Calendar, m: _Members, t: _Txns) -> list[LandingFile]:
-    landing = (t.ingested // _DAY - cal.start_day).astype(np.int64)
-    order = np.lexsort((t.seq, t.ingested, landing))
-    t = t.take(order)
-    landing = landing[order]
-    fmt = _Format(cal, int(min(t.booked.min(initial=cal.start_sec) // _DAY, cal.start_day)),
-                  cal.start_day + cal.days + 1)
+def _transaction_files(fmt: _Format, m: _Members, t: _Txns, date: dt.date) -> list[LandingFile]:
+    """The day's card file (typed Parquet) and payments file (JSON lines of text)."""
     txn_id = _with_nulls(_ids("T", t.seq, 10), t.null_txn)
     member_id = _with_nulls(pc.take(m.ids, pa.array(t.member)), t.null_member)
     prefixes = pc.take(pa.array(_CP_PREFIXES), pa.array(t.cp_kind))
@@ -1049,7 +1134,7 @@ def _transaction_files(cal: _Calendar, m: _Members, t: _Txns) -> list[LandingFil
     card = t.channel == CARD
     for prefix, rows, fmt_name in (("card", np.flatnonzero(card), "parquet"),
                                    ("payments", np.flatnonzero(~card), "jsonl")):
-        take = pa.array(rows)
+        take = pa.array(rows, pa.int64())
         if fmt_name == "parquet":
             booked = pa.array(t.booked[rows] * 1_000_000).cast(pa.timestamp("us", tz="UTC"))
             ingested = pa.array(t.ingested[rows] * 1_000_000).cast(
@@ -1072,44 +1157,41 @@ def _transaction_files(cal: _Calendar, m: _Members, t: _Txns) -> list[LandingFil
             "status": pc.take(status, take),
             "ingested_at": ingested,
         })
-        files += _split_by_day(table, landing[rows], "transactions", prefix, fmt_name, cal)
+        files.append(LandingFile("transactions", date, file_name(prefix, date, fmt_name), table))
     return files
 
 
-def _member_files(cal: _Calendar, m: _Members, r: _MemberRows) -> list[LandingFile]:
-    order = np.lexsort((r.member, r.updated, r.landing))
-    r = _MemberRows(**{k: v[order] for k, v in r.__dict__.items()})
-    first = int(min(m.onboard_sec.min() // _DAY, cal.start_day - 400))
-    fmt = _Format(cal, first, cal.start_day + cal.days + 1)
+def _member_file(fmt: _Format, m: _Members, r: _MemberRows, date: dt.date) -> LandingFile:
+    """The members snapshot rows that land on `date`."""
     onboarded = _override(fmt.timestamp(m.onboard_sec[r.member]), r.bad_onboarded, _BAD_DATES)
     table = pa.table({
-        "member_id": _with_nulls(pc.take(m.ids, pa.array(r.member)), r.null_member),
-        "legal_form": pc.take(pa.array(LEGAL_FORMS), pa.array(m.legal[r.member])),
+        "member_id": _with_nulls(pc.take(m.ids, pa.array(r.member, pa.int64())),
+                                 r.null_member),
+        "legal_form": pc.take(pa.array(LEGAL_FORMS), pa.array(m.legal[r.member], pa.int64())),
         "industry_code": pc.take(pa.array([i.code for i in INDUSTRIES]),
-                                 pa.array(m.industry[r.member])),
-        "region": _with_nulls(pc.take(pa.array(REGIONS), pa.array(r.region)), r.null_region),
+                                 pa.array(m.industry[r.member], pa.int64())),
+        "region": _with_nulls(pc.take(pa.array(REGIONS), pa.array(r.region, pa.int64())),
+                              r.null_region),
         "onboarded_at": onboarded,
         "closed_at": fmt.timestamp(r.closed, r.closed < 0),
         "updated_at": fmt.timestamp(r.updated),
     })
-    return _split_by_day(table, r.landing, "members", "members", "csv", cal)
+    return LandingFile("members", date, file_name("members", date, "csv"), table)
 
 
-def _label_files(cal: _Calendar, m: _Members, labels: _Labels) -> list[LandingFile]:
-    landing = labels.landing
-    order = np.lexsort((labels.member, labels.label_day, landing))
-    fmt = _Format(cal, cal.start_day, cal.start_day + cal.days + 1)
-    member = labels.member[order]
+def _label_file(fmt: _Format, cal: _Calendar, m: _Members, labels: _Labels,
+                date: dt.date) -> LandingFile:
+    """The labels whose outcome became known on `date`."""
     table = pa.table({
-        "member_id": _with_nulls(pc.take(m.ids, pa.array(member)), labels.null_member[order]),
-        "label_date": _override(fmt.date(labels.label_day[order] + cal.start_day),
-                                labels.bad_date[order], _BAD_DATES),
+        "member_id": _with_nulls(pc.take(m.ids, pa.array(labels.member, pa.int64())),
+                                 labels.null_member),
+        "label_date": _override(fmt.date(labels.label_day + cal.start_day),
+                                labels.bad_date, _BAD_DATES),
         "churned": _override(pc.take(pa.array(["false", "true"]),
-                                     pa.array(labels.churned[order].astype(np.int8))),
-                             labels.bad_churned[order], _BAD_BOOLEANS),
+                                     pa.array(labels.churned.astype(np.int8))),
+                             labels.bad_churned, _BAD_BOOLEANS),
     })
-    return _split_by_day(table, landing[order], "member_outcomes", "outcomes", "csv", cal,
-                         every_day=False)
+    return LandingFile("member_outcomes", date, file_name("outcomes", date, "csv"), table)
 
 
 def _truth(cal: _Calendar, m: _Members) -> pa.Table:
