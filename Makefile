@@ -18,7 +18,7 @@ DOCS_ASSETS     := $(VENV)/share/memberscore/data-docs-assets
 export PIP_CONSTRAINT := $(abspath $(CONSTRAINTS))
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install jars test test-faults demo bench lint typecheck wheel docs constraints clean check-tools
+.PHONY: install jars test test-faults demo bench bench-scale lint typecheck wheel docs constraints clean check-tools
 
 install: $(STAMP) $(JARS)/jars.txt $(DOCS_ASSETS)/package-lock.sha256
 
@@ -63,6 +63,9 @@ demo: install
 
 bench: install
 	$(PY) -m benchmarks
+
+bench-scale: install
+	$(PY) -m benchmarks.scale
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -44,7 +44,8 @@ from benchmarks.common import Measurement, Workspace
 from memberscore.context import RunContext
 from memberscore.feature_registry import FEATURES, feature_table_schema, model_feature_names
 from memberscore.jobs.score import score_day
-from memberscore.models.estimator import fit, time_split
+from memberscore.models.baseline import build_baseline
+from memberscore.models.estimator import churn_probability, fit, time_split
 from memberscore.models.registry import ModelRegistry
 from memberscore.models.tracking import configure_mlflow
 from memberscore.models.training_run import log_training_run
@@ -144,12 +145,12 @@ def feature_day(spark: SparkSession, members: int, day: dt.date) -> DataFrame:
     return base.select(*columns)
 
 
-def _training_frame(rows: int = 20_000, seed: int = 3) -> pd.DataFrame:
+def _training_frame(rows: int = 20_000, seed: int = 3, day: dt.date = DAY) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     features = model_feature_names()
     frame = pd.DataFrame({f: rng.integers(0, 120, rows).astype("float64") for f in features})
     frame["churned"] = (frame[features[0]] + rng.normal(0, 30, rows)) < 40
-    frame["label_date"] = [DAY - dt.timedelta(days=int(d)) for d in rng.integers(1, 120, rows)]
+    frame["label_date"] = [day - dt.timedelta(days=int(d)) for d in rng.integers(1, 120, rows)]
     return frame
 
 
@@ -159,15 +160,33 @@ def _prepare(ctx: RunContext) -> None:
     declared = [(f.name, f.dataType) for f in feature_table_schema().fields]
     assert [(f.name, f.dataType) for f in day.schema.fields] == declared
     ctx.lake.replace_where(TABLE, day, {"as_of_date": DAY}, ["as_of_date"])
+    register_quick_model(ctx, MODEL, DAY)
+
+
+def register_quick_model(ctx: RunContext, name: str, day: dt.date,
+                         baseline_rows: pd.DataFrame | None = None) -> None:
+    """Train a quick model on synthetic values of the registry's model features (label
+    dates before `day`), log it and register it as `name@champion`: what scoring needs
+    when the bank has too little history to train on.  With `baseline_rows` (a feature
+    day), it logs their distribution as the baseline monitor compares days with."""
     setup = configure_mlflow(ctx)
-    frame = _training_frame()
-    trained = fit(time_split(frame, ctx.settings.models.holdout_weeks),
-                  tuple(model_feature_names()), ctx.settings.models)
-    logged = log_training_run(setup, trained=trained, example=frame, baseline={}, params={},
+    frame = _training_frame(day=day)
+    features = tuple(model_feature_names())
+    trained = fit(time_split(frame, ctx.settings.models.holdout_weeks), features,
+                  ctx.settings.models)
+    baseline: dict[str, object] = {}
+    if baseline_rows is not None:
+        rows = baseline_rows[list(features)].astype("float64")
+        baseline = build_baseline(rows, churn_probability(trained.pipeline, rows, features),
+                                  feature_columns=features,
+                                  label_dates=pd.Series([day] * len(rows)),
+                                  feature_table=TABLE, feature_table_version=None)
+    logged = log_training_run(setup, trained=trained, example=frame, baseline=baseline,
+                              params={},
                               counts={}, tags={"memberscore.run_id": "bench"},
-                              run_name="bench-score-model")
+                              run_name=f"bench-{name}")
     registry = ModelRegistry(setup)
-    version = registry.register(logged.model_uri, MODEL, logged.run_id, tags={})
+    version = registry.register(logged.model_uri, name, logged.run_id, tags={})
     registry.set_alias(version, ctx.settings.models.champion_alias)
 
 

@@ -93,11 +93,11 @@ class ChildRun:
     peak_rss_mb: float
 
 
-def run_child(*argv: str, home: Path) -> ChildRun:
+def run_child(*argv: str, home: Path, allowed: tuple[int, ...] = (0,)) -> ChildRun:
     """Run `memberscore <argv>` as a child process with MEMBERSCORE_HOME=`home` and
     measure it (peak RSS from the kernel's accounting of that one process, which an
-    in-process run cannot separate from the benchmark's own memory).  A non-zero exit
-    raises with the command's last lines of stderr."""
+    in-process run cannot separate from the benchmark's own memory).  An exit status
+    not in `allowed` raises with the command's last lines of stderr."""
     command = [str(Path(sys.executable).with_name("memberscore")), *argv]
     start = time.perf_counter()
     child = subprocess.Popen(command, env={**os.environ, "MEMBERSCORE_HOME": str(home)},
@@ -107,7 +107,7 @@ def run_child(*argv: str, home: Path) -> ChildRun:
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.perf_counter() - start
-    if child.returncode != 0:
+    if child.returncode not in allowed:
         tail = "\n".join(stderr.strip().splitlines()[-5:])
         raise RuntimeError(f"memberscore {' '.join(argv)} exited with {child.returncode}: "
                            f"{tail}")
