@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import logging
 import sys
 import traceback
 from pathlib import Path
 
-from benchmarks.common import Measurement, Workspace
+from benchmarks.common import Measurement, Workspace, report
 from memberscore.logs import configure_logging
-from memberscore.text_tables import text_table
 
 # In order: later benchmarks reuse data prepared by earlier ones.
 MODULES = [
@@ -59,25 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             # on stderr, not only the log: the console shows memberscore's own lines
             print(f"benchmark {name} failed:\n{traceback.format_exc()}", file=sys.stderr)
             results.append(Measurement(f"{name}_failed", None, "error"))
-    print_table(results)
-    RESULTS.write_text(json.dumps([m.as_json() for m in results], indent=2) + "\n")
-    print(f"\nwrote {RESULTS}")
-    missed = [m.name for m in results if not m.ok]
-    if missed:
-        print(f"missed or failed: {', '.join(missed)}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def print_table(results: list[Measurement]) -> None:
-    rows = []
-    for m in results:
-        target = "" if m.target is None else (">= " if m.higher_is_better else "<= ") + \
-            f"{m.target:g}"
-        value = "-" if m.value is None else f"{m.value:,.3f}".rstrip("0").rstrip(".")
-        rows.append((m.name, value, m.unit, target, "ok" if m.ok else "MISSED"))
-    print("\n".join(text_table(("benchmark", "value", "unit", "target", "ok"), rows,
-                               rule=True)))
+    return report(results, RESULTS)
 
 
 if __name__ == "__main__":

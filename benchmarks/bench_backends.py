@@ -36,6 +36,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -47,9 +48,11 @@ from memberscore.config import Settings
 from memberscore.context import RunContext
 from memberscore.lake import Lake
 
+Backend = Literal["delta-spark", "delta-rs"]
+
 log = logging.getLogger("benchmarks.backends")
 
-BACKENDS = ("delta-spark", "delta-rs")
+BACKENDS: tuple[Backend, ...] = ("delta-spark", "delta-rs")
 ROWS = 20_000
 DAYS = 30
 FIRST_DAY = dt.date(2031, 1, 1)
@@ -188,7 +191,7 @@ def _demo(ws: Workspace, backend: str) -> Measurement:
 # --------------------------------------------------------------------------- helpers
 
 
-def _settings(ws: Workspace, backend: str) -> Settings:
+def _settings(ws: Workspace, backend: Backend) -> Settings:
     return dataclasses.replace(ws.settings,
                                lake=dataclasses.replace(ws.settings.lake, backend=backend))
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from typing import Any
 
 from memberscore.config import Settings, load_settings
 from memberscore.context import RunContext
+from memberscore.text_tables import text_table
 
 
 @dataclass(frozen=True)
@@ -112,3 +114,23 @@ def run_child(*argv: str, home: Path, allowed: tuple[int, ...] = (0,)) -> ChildR
         raise RuntimeError(f"memberscore {' '.join(argv)} exited with {child.returncode}: "
                            f"{tail}")
     return ChildRun(seconds, usage.ru_maxrss / 1024)  # ru_maxrss is in KiB on Linux
+
+
+def report(results: list[Measurement], path: Path) -> int:
+    """Print the table, write `path` (name, value, unit, target, ok per figure) and
+    return the exit status: 1 when a figure misses its target or failed."""
+    rows = []
+    for m in results:
+        target = "" if m.target is None else (">= " if m.higher_is_better else "<= ") + \
+            f"{m.target:g}"
+        value = "-" if m.value is None else f"{m.value:,.3f}".rstrip("0").rstrip(".")
+        rows.append((m.name, value, m.unit, target, "ok" if m.ok else "MISSED"))
+    print("\n".join(text_table(("benchmark", "value", "unit", "target", "ok"), rows,
+                               rule=True)))
+    path.write_text(json.dumps([m.as_json() for m in results], indent=2) + "\n")
+    print(f"\nwrote {path}")
+    missed = [m.name for m in results if not m.ok]
+    if missed:
+        print(f"missed or failed: {', '.join(missed)}", file=sys.stderr)
+        return 1
+    return 0

@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
-import json
 import logging
 import sys
 import threading
@@ -46,9 +45,8 @@ from pathlib import Path
 
 from pyspark.sql import functions as F
 
-from benchmarks.__main__ import print_table
 from benchmarks.bench_score import register_quick_model
-from benchmarks.common import Measurement, Workspace, run_child
+from benchmarks.common import Measurement, Workspace, report, run_child
 from memberscore.context import RunContext
 from memberscore.logs import configure_logging
 from memberscore.runner import execute, job_arguments
@@ -239,14 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     results.append(Measurement("bench_scale_seconds", time.monotonic() - start, "s",
                                2400.0 if args.members >= MEMBERS else None,
                                note=f"{args.members:,} members x {args.days} days"))
-    print_table(results)
-    RESULTS.write_text(json.dumps([m.as_json() for m in results], indent=2) + "\n")
-    print(f"\nwrote {RESULTS}")
-    missed = [m.name for m in results if not m.ok]
-    if missed:
-        print(f"missed or failed: {', '.join(missed)}", file=sys.stderr)
-        return 1
-    return 0
+    return report(results, RESULTS)
 
 
 if __name__ == "__main__":
