@@ -25,9 +25,19 @@ model registered as each of `models.names` @champion (trained on synthetic value
 the model features, as the 20,000-member score benchmark does), whose monitoring
 baseline is the warm-up day's feature snapshot.
 
+Every size (`--sizes`, default 5,000, 20,000 and 200,000 members) runs in a process
+of its own; its figures are named `<figure>_<size>` (`features_one_day_seconds_200k`).
+Across sizes, with the largest against 20,000 members: `features_scale_ratio`
+(target 10: linear or better), `ingest_scale_ratio` (seconds per row, target 1.2)
+and `driver_rss_scale_ratio` (the Python driver's peak over the steps, target 2).
+Targets: `generate_peak_rss_mb` 2048 and `backfill30_vs_one_day` 3 at every size;
+at 200,000 members `ingest_history_seconds` 900 and `validate_vs_features` 0.10.
+
 Writes `benchmarks/results-scale.json` (name, value, unit, target, ok, as
-`results.json`) and prints the table with `bench_scale_seconds`, its own duration
-(target 2400).  `--members` and `--days` run it smaller, to try it out.
+`results.json`) and `benchmarks/results-scale.svg` (seconds per 1,000 members against
+members, one line a step), and prints the table with `bench_scale_seconds`, its own
+duration (target 2400 when 200,000 members are in it).  `--sizes 2000 --days 75`
+tries it out in a few minutes.
 """
 
 from __future__ import annotations
@@ -35,7 +45,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import json
 import logging
+import subprocess
 import sys
 import threading
 import time
@@ -118,7 +130,8 @@ def _span(spans: dict[str, tuple[float, float]], name: str) -> Iterator[None]:
         spans[name] = (start, time.monotonic())
 
 
-def run(members: int, days: int, workdir: Path) -> list[Measurement]:
+def run_size(members: int, days: int, workdir: Path) -> list[Measurement]:
+    """Every figure of one bank size, in this process (no targets: `main` sets them)."""
     home = workdir / f"scale-{members}x{days}"
     if home.exists():
         import shutil
@@ -134,7 +147,7 @@ def run(members: int, days: int, workdir: Path) -> list[Measurement]:
                           "--seed", str(SEED), "--end-date", END.isoformat(), home=home)
     results += [
         Measurement("generate_seconds", generated.seconds, "s", note=size),
-        Measurement("generate_peak_rss_mb", generated.peak_rss_mb, "MB", 2048.0, note=size),
+        Measurement("generate_peak_rss_mb", generated.peak_rss_mb, "MB", note=size),
     ]
 
     log.info("scale: ingest the history %s..%s", first, last - dt.timedelta(days=1))
@@ -149,8 +162,8 @@ def run(members: int, days: int, workdir: Path) -> list[Measurement]:
                if ctx.lake.exists(table(source)))
     results += [
         Measurement("ingest_history_seconds", ingested.seconds, "s",
-                    900.0 if members >= MEMBERS else None,
                     note=f"{days - 1} days, {rows:,} rows, its own process"),
+        Measurement("ingest_rows", rows, "rows", note="bronze and quarantine, every source"),
         Measurement("ingest_rows_per_second", rows / ingested.seconds, "rows/s",
                     higher_is_better=True),
         Measurement("ingest_peak_rss_mb", ingested.peak_rss_mb, "MB",
@@ -194,10 +207,10 @@ def run(members: int, days: int, workdir: Path) -> list[Measurement]:
     results += [
         Measurement("backfill30_seconds", backfill, "s", note="30 days, --force"),
         Measurement("features_one_day_seconds", seconds["features"], "s", note=size),
-        Measurement("backfill30_vs_one_day", backfill / seconds["features"], "ratio", 3.0),
+        Measurement("backfill30_vs_one_day", backfill / seconds["features"], "ratio"),
         Measurement("validate_seconds", seconds["validate"], "s"),
         Measurement("validate_vs_features", seconds["validate"] / seconds["features"],
-                    "ratio", 0.10),
+                    "ratio"),
         Measurement("score_seconds", seconds["score"], "s", note=f"{steps['score'].rows:,} rows"),
         Measurement("publish_seconds", seconds["publish"], "s",
                     note="the day of member_features_daily and member_scores"),
@@ -220,24 +233,134 @@ def run(members: int, days: int, workdir: Path) -> list[Measurement]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.scale")
-    parser.add_argument("--members", type=int, default=MEMBERS)
+    parser.add_argument("--sizes", default=",".join(str(s) for s in SIZES),
+                        help="bank sizes in members, comma-separated (default "
+                             f"{','.join(str(s) for s in SIZES)}); each runs in a process "
+                             "of its own")
     parser.add_argument("--days", type=int, default=DAYS)
     parser.add_argument("--workdir", type=Path, default=Path(".memberscore-bench"),
-                        help="where the bank is generated (replaced on every run)")
+                        help="where the banks are generated (replaced on every run)")
+    parser.add_argument("--one-size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     configure_logging()
-    start = time.monotonic()
-    try:
-        results = run(args.members, args.days, args.workdir.resolve())
-    except Exception:  # noqa: BLE001 - print what failed, write what was measured
-        import traceback
+    workdir = args.workdir.resolve()
+    if args.one_size:  # a child: one size, raw figures to --out
+        figures = run_size(args.one_size, args.days, workdir)
+        args.out.write_text(json.dumps([dataclasses.asdict(m) for m in figures]))
+        return 0
 
-        print(f"bench-scale failed:\n{traceback.format_exc()}", file=sys.stderr)
-        results = [Measurement("bench_scale_failed", None, "error")]
+    start = time.monotonic()
+    sizes = sorted(int(s) for s in args.sizes.split(","))
+    by_size: dict[int, dict[str, Measurement]] = {}
+    failed: list[Measurement] = []
+    for members in sizes:
+        log.info("scale: %s members x %d days", f"{members:,}", args.days)
+        out = workdir / f"scale-{members}.json"
+        out.unlink(missing_ok=True)
+        code = subprocess.call([sys.executable, "-m", "benchmarks.scale", "--one-size",
+                                str(members), "--days", str(args.days), "--workdir",
+                                str(workdir), "--out", str(out)])
+        if code != 0 or not out.exists():
+            print(f"bench-scale at {members:,} members failed (exit {code})", file=sys.stderr)
+            failed.append(Measurement(f"bench_scale_{_label(members)}_failed", None, "error"))
+            continue
+        by_size[members] = {m["name"]: Measurement(**m) for m in json.loads(out.read_text())}
+    results = [*_with_targets(by_size), *failed]
     results.append(Measurement("bench_scale_seconds", time.monotonic() - start, "s",
-                               2400.0 if args.members >= MEMBERS else None,
-                               note=f"{args.members:,} members x {args.days} days"))
+                               2400.0 if MEMBERS in by_size else None,
+                               note=f"{args.sizes} members x {args.days} days"))
+    if by_size:
+        chart = RESULTS.with_suffix(".svg")
+        chart.write_text(cost_chart(by_size))
+        print(f"wrote {chart}")
     return report(results, RESULTS)
+
+
+SIZES = (5_000, 20_000, MEMBERS)
+CHART_STEPS = ("generate_seconds", "ingest_history_seconds", "backfill30_seconds",
+               "features_one_day_seconds", "validate_seconds", "score_seconds",
+               "publish_seconds", "monitor_seconds")
+
+
+def _label(members: int) -> str:
+    return f"{members // 1000}k" if members % 1000 == 0 else str(members)
+
+
+def _with_targets(by_size: dict[int, dict[str, Measurement]]) -> list[Measurement]:
+    """Every size's figures (named `<figure>_<size>`), then the ratios between the
+    largest size and 20,000 members (else the smallest), with their targets."""
+    targets = {"generate_peak_rss_mb": 2048.0, "backfill30_vs_one_day": 3.0}
+    big_only = {"ingest_history_seconds": 900.0, "validate_vs_features": 0.10}
+    results = []
+    for members, figures in by_size.items():
+        for m in figures.values():
+            target = targets.get(m.name)
+            if members >= MEMBERS:
+                target = big_only.get(m.name, target)
+            results.append(dataclasses.replace(m, name=f"{m.name}_{_label(members)}",
+                                               target=target))
+    if len(by_size) < 2:
+        return results
+    reference = 20_000 if 20_000 in by_size else min(by_size)
+    small, big = by_size[reference], by_size[max(by_size)]
+    if big is not small:
+        def value(figures: dict[str, Measurement], name: str) -> float:
+            found = figures[name].value
+            assert found is not None, name
+            return found
+
+        def per_row(figures: dict[str, Measurement]) -> float:
+            return value(figures, "ingest_history_seconds") / value(figures, "ingest_rows")
+
+        def driver_peak(figures: dict[str, Measurement]) -> float:
+            return max(m.value or 0.0 for m in figures.values()
+                       if m.name.endswith("_driver_rss_mb"))
+
+        scale = f"{_label(max(by_size))} / {_label(reference)}"
+        results += [
+            Measurement("features_scale_ratio", value(big, "features_one_day_seconds")
+                        / value(small, "features_one_day_seconds"), "ratio", 10.0, note=scale),
+            Measurement("ingest_scale_ratio", per_row(big) / per_row(small), "ratio", 1.2,
+                        note=f"seconds per row, {scale}"),
+            Measurement("driver_rss_scale_ratio", driver_peak(big) / driver_peak(small),
+                        "ratio", 2.0, note=f"peak Python driver RSS over the steps, {scale}"),
+        ]
+    return results
+
+
+def cost_chart(by_size: dict[int, dict[str, Measurement]]) -> str:
+    """An SVG line chart: seconds per 1,000 members against members, one line a step."""
+    import io
+
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    figure = Figure(figsize=(8, 4.2))
+    axes = figure.subplots()
+    sizes = sorted(by_size)
+    for step in CHART_STEPS:
+        points = [(m, value / (m / 1000)) for m in sizes
+                  if step in by_size[m] and (value := by_size[m][step].value) is not None]
+        if points:
+            axes.plot([p[0] for p in points], [p[1] for p in points], marker="o",
+                      label=step.removesuffix("_seconds"))
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xticks(sizes, [f"{m:,}" for m in sizes])
+    axes.xaxis.set_minor_formatter(NullFormatter())
+    plain = FuncFormatter(lambda value, _: f"{value:g}")
+    axes.yaxis.set_major_formatter(plain)
+    axes.yaxis.set_minor_formatter(plain)
+    axes.set_xlabel("members")
+    axes.set_ylabel("seconds per 1,000 members")
+    axes.set_title("memberscore steps: cost per 1,000 members (lower is better)")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
+    figure.tight_layout()
+    out = io.StringIO()
+    figure.savefig(out, format="svg", metadata={"Date": None})
+    return out.getvalue()
 
 
 if __name__ == "__main__":
