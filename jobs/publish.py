@@ -87,6 +87,7 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
     } for r in outcome.published}
     if outcome.skipped:
         details["skipped"] = dict(outcome.skipped)
+    details["statements"] = outcome.statements
     return JobResult(job="publish", rows={r.table: r.rows for r in outcome.published},
                      details=details, messages=messages)
 

@@ -251,6 +251,7 @@ class WarehouseConnection:
         # Kept only to scrub error text; never logged or shown.
         self._revealed = tuple(revealed)
         self._in_transaction = False
+        self.statements = 0  # statements sent on this session, for figures and tests
 
     def __enter__(self) -> WarehouseConnection:
         return self
@@ -283,6 +284,7 @@ class WarehouseConnection:
         from snowflake.connector.errors import Error as SnowflakeError
 
         log.debug("snowflake: %s", what)
+        self.statements += 1
         try:
             with self._raw.cursor() as cursor:
                 cursor.execute(sql, tuple(params) if params else None)
@@ -295,6 +297,7 @@ class WarehouseConnection:
         from snowflake.connector.errors import Error as SnowflakeError
 
         log.debug("snowflake: %s", what)
+        self.statements += 1
         try:
             with self._raw.cursor() as cursor:
                 cursor.execute(sql, tuple(params) if params else None)

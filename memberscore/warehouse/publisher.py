@@ -521,10 +521,12 @@ class Publisher:
 
 @dataclass(frozen=True)
 class PublishOutcome:
-    """What `publish_day` did: the tables published, and optional ones skipped (why)."""
+    """What `publish_day` did: the tables published, optional ones skipped (why), and
+    the statements it sent to Snowflake (the session's setup included)."""
 
     published: tuple[PublishedDay, ...]
     skipped: tuple[tuple[str, str], ...]
+    statements: int = 0
 
 
 def publish_tables(settings: Settings, lake: Lake, spark: SparkSession, *,
@@ -577,7 +579,7 @@ def _publish_locked(settings: Settings, publisher: Publisher, *, warehouse_dir: 
         with open_warehouse(settings, warehouse_dir, purpose=f"publish {run_id}",
                             verbose=verbose) as conn:
             published = publisher.publish(conn, prepared)
-        return PublishOutcome(published, tuple(skipped))
+        return PublishOutcome(published, tuple(skipped), conn.statements)
     finally:
         for p in prepared:
             publisher.discard(p)
