@@ -166,7 +166,7 @@ def _job_figures(ws: Workspace, settings: Settings, home: Path,
     ctx = RunContext(dataclasses.replace(settings, home=str(home)),
                      run_id=f"bench-backends-{backend}", spark=ws.ctx.spark)
     with bench_features._home(home):
-        one_day, _ = bench_features._features_job(ctx)
+        one_day, _, _ = bench_features._features_job(ctx)
         backfill = _best(bench_features._backfill, 2, warm_up=False)
     note = f"{bench_features.MEMBERS:,} members x {bench_features.DAYS} days"
     return [
