@@ -3,9 +3,11 @@ it (churners fade before they leave), and dirty only when asked to be."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import tracemalloc
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -327,6 +329,33 @@ def test_dirty_rows_only_when_asked() -> None:
                              if f.format == "jsonl")
     bad = pc.invert(pc.match_substring_regex(texts["amount"], r"^-?\d+\.\d\d$"))
     assert pc.sum(bad).as_py() == kinds["unparseable_amount"]
+
+
+def test_a_landing_days_dirt_comes_from_its_own_bookings() -> None:
+    """Ingest refuses a day whose quarantined share passes 1%, so a small bank's quiet
+    Sunday must not also receive a busy Saturday's dirt: every landing day's dirty rows
+    are copies of that day's own bookings, at most `dirty_share` of them plus one (the
+    rounding), and a resent duplicate lands on its original's day."""
+    share = 0.003
+    params = GenerateParams(members=400, days=60, seed=7, end_date=END, dirty_share=share)
+    dirty = generate(params)
+    booked = Counter(t.date() for t in transactions(
+        generate(dataclasses.replace(params, dirty_share=0.0)))["booked_at"].to_pylist())
+    first_landed: dict[str, dt.date] = {}
+    dirt: Counter[dt.date] = Counter()
+    for f in sorted(dirty.files_of("transactions"), key=lambda f: f.landing_date):
+        for txn_id in f.table["transaction_id"].to_pylist():
+            if txn_id is None or int(txn_id[1:]) >= 5_000_000_000:  # a dirty copy's number
+                dirt[f.landing_date] += 1
+            elif txn_id in first_landed:  # a resent duplicate
+                assert first_landed[txn_id] == f.landing_date, txn_id
+                dirt[f.landing_date] += 1
+            else:
+                first_landed[txn_id] = f.landing_date
+    kinds = dirty.dirty["transactions"]
+    assert sum(dirt.values()) == sum(n for kind, n in kinds.items() if kind != "late") > 20
+    over = {day: (n, booked[day]) for day, n in dirt.items() if n > share * booked[day] + 1}
+    assert not over
 
 
 # ----------------------------------------------------------------------------- writers

@@ -875,10 +875,14 @@ def _dirty_transactions(params: GenerateParams, day: int, txns: _Txns,
     """Add dirty rows (copies of the day's clean rows with one defect) and deliver some
     clean rows late.  About `dirty_share` of every day's rows (stochastic rounding), so
     each day has a steady share of dirt: a small bank's day does not get several dirty
-    rows by chance and trip the ingest bad-row gate."""
+    rows by chance and trip the ingest bad-row gate.  Dirt is copied only from rows
+    delivered on their booking day, and a resent duplicate arrives on its original's
+    day, so a landing day's dirt is its own booking day's: never a busy Saturday's
+    on a quiet Sunday."""
     rng = _rng(params, 6, day)
-    total = int(np.floor(params.dirty_share * txns.n + rng.random()))
-    source = rng.integers(0, txns.n, total)
+    same_day = np.flatnonzero(txns.ingested // _DAY == txns.booked // _DAY)
+    total = min(int(np.floor(params.dirty_share * txns.n + rng.random())), len(same_day))
+    source = rng.choice(same_day, total, replace=False)  # one defect per source row
     weights = np.array([w for _, w in _TXN_DIRTY])
     kind = rng.choice(len(_TXN_DIRTY), total, p=weights / weights.sum())
     text_only = np.isin(kind, [_DIRT[k] for k in _TEXT_ONLY_KINDS])
@@ -896,7 +900,9 @@ def _dirty_transactions(params: GenerateParams, day: int, txns: _Txns,
     extra.dirt = kind.astype(np.int8)
     extra.seq = np.where(is_dup, extra.seq, seq.dirty + np.arange(size))
     seq.dirty += size
-    extra.ingested = extra.ingested + np.where(is_dup, rng.integers(300, 30 * 3600, size), 0)
+    resent = np.minimum(extra.ingested + rng.integers(300, 30 * 3600, size),
+                        (extra.ingested // _DAY + 1) * _DAY - 1)
+    extra.ingested = np.where(is_dup, resent, extra.ingested)
     extra.currency = np.where(kind == _DIRT["foreign_currency"], rng.integers(1, 3, size),
                               extra.currency).astype(np.int8)
     extra.null_member = kind == _DIRT["null_member_id"]
