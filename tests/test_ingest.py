@@ -917,3 +917,28 @@ def test_generated_days_land_in_bronze_exactly(ctx: RunContext) -> None:
     assert held == sum(dirty.values()) - dirty.get("late", 0) > 0
     members = {r["member_id"] for r in bronze(lenient, "members")}
     assert members == set(bank.truth["member_id"].to_pylist())
+
+
+def test_file_names_that_need_url_encoding_are_recorded_as_named(ctx: RunContext,
+                                                                 home: Path) -> None:
+    """A scan names its files URL-encoded: every row still gets its file's own name
+    (`+`, `%`, a space, a non-ASCII letter) and day, in every format."""
+    names = {"csv": "pay+ments 50%.csv", "jsonl": "pay+ments é.jsonl",
+             "parquet": "card+%41 x.parquet"}
+    write_csv(landing_file(home, "transactions", D1, names["csv"]), TXN_COLUMNS,
+              [txn(transaction_id="C1"), txn(transaction_id="C2", currency="EUR")])
+    write_jsonl(landing_file(home, "transactions", D1, names["jsonl"]),
+                [{**txn(transaction_id="J1"), "note": "extra"}])
+    pq.write_table(pa.Table.from_pylist([txn(transaction_id="P1")]),
+                   landing_file(home, "transactions", D1, names["parquet"]))
+    result = run_ingest(with_threshold(ctx, 1.0), D1)
+
+    assert sorted((r["source_file"], r["transaction_id"], r["landing_date"])
+                  for r in bronze(ctx, "transactions")) == [
+        (f"transactions/{D1}/{names['parquet']}", "P1", D1),
+        (f"transactions/{D1}/{names['csv']}", "C1", D1),
+        (f"transactions/{D1}/{names['jsonl']}", "J1", D1),
+    ]
+    assert quarantined(ctx, "transactions", D1) == {(names["csv"], 2): ["currency_not_gbp"]}
+    files = {f["file"]: f for f in result.details["files"]}
+    assert files[f"transactions/{D1}/{names['jsonl']}"]["extra_columns"] == ["note"]
