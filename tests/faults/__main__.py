@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     if any(wanted(name) for name, _ in groups):
         base, setup = runs.build_base(work)
         report([setup])
-        if setup.verdict == "ok":
+        if base is not None and setup.verdict == "ok":
             for name, cases in groups:
                 if wanted(name):
                     report(cases(base, work))

@@ -55,12 +55,17 @@ class Base:
         return self.day.isoformat()
 
 
-def build_base(work: Path) -> tuple[Base, Outcome]:
+def build_base(work: Path) -> tuple[Base | None, Outcome]:
+    """The demo home the run cases copy; None (and a failed outcome saying why) when
+    the demo itself fails, so the suite reports it instead of stopping."""
     home = work / "base"
     started = time.monotonic()
     run = run_here(home, "demo", "--members", "400")
     out = Outcome("setup: demo home (400 members)", exit=run.code)
     out.expect(run.code == 0, f"the demo failed: {run.errors()}")
+    out.seconds = time.monotonic() - started
+    if run.code != 0:
+        return None, out
     base = Base(home)
     out.rows_in = out.kept = base.features
     out.seconds = time.monotonic() - started
