@@ -616,7 +616,13 @@ def test_rerun_replaces_the_day(ctx: RunContext, home: Path) -> None:
     assert len(bronze(lenient, "transactions", D2)) == 1  # other days untouched
 
 
-def test_a_duplicate_across_two_days(ctx: RunContext, home: Path) -> None:
+@pytest.mark.parametrize("broadcast", [True, False], ids=["keys-broadcast", "keys-shuffled"])
+def test_a_duplicate_across_two_days(ctx: RunContext, home: Path, broadcast: bool,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Also when the duplicate rows are too many to broadcast (a whole resent feed):
+    then rows and duplicate keys are joined by shuffle, with the same outcome."""
+    if not broadcast:
+        monkeypatch.setattr(ingest_job, "DUPLICATES_BROADCAST_ROWS", 0)
     write_jsonl(landing_file(home, "transactions", D1, "payments.jsonl"),
                 [txn(transaction_id="T1"), txn(transaction_id="T2")])
     resent = txn(transaction_id="T1", ingested_at="2026-03-03T08:00:00Z")
@@ -942,3 +948,44 @@ def test_file_names_that_need_url_encoding_are_recorded_as_named(ctx: RunContext
     assert quarantined(ctx, "transactions", D1) == {(names["csv"], 2): ["currency_not_gbp"]}
     files = {f["file"]: f for f in result.details["files"]}
     assert files[f"transactions/{D1}/{names['jsonl']}"]["extra_columns"] == ["note"]
+
+
+def test_positions_count_across_the_blocks_a_file_is_split_into(ctx: RunContext, home: Path
+                                                                ) -> None:
+    """A big file is read in several blocks (splits), by several tasks: every row's
+    `source_row` is still its position in the whole file, in every format, and the
+    duplicate kept is the earlier by that position."""
+    rows = [txn(transaction_id=f"S{i:03d}", counterparty_id=f"cp-{i:03d}-" + "x" * 40)
+            for i in range(1, 121)]
+    for i in (7, 60, 119):
+        rows[i - 1] = {**rows[i - 1], "currency": "EUR"}
+    rows[99] = {**rows[39], "transaction_id": "S040"}  # row 100 repeats row 40
+    write_csv(landing_file(home, "transactions", D1, "big.csv"), TXN_COLUMNS, rows)
+    write_jsonl(landing_file(home, "transactions", D1, "big.jsonl"),
+                [{**r, "transaction_id": "J" + r["transaction_id"]} for r in rows])
+    pq.write_table(pa.Table.from_pylist([{**r, "transaction_id": "P" + r["transaction_id"]}
+                                         for r in rows]),
+                   landing_file(home, "transactions", D1, "big.parquet"), row_group_size=10)
+    spark = ctx.spark
+    small = {"spark.sql.files.maxPartitionBytes": "4096",
+             "spark.sql.files.openCostInBytes": "0"}
+    before = {key: spark.conf.get(key) for key in small}
+    try:
+        for key, value in small.items():
+            spark.conf.set(key, value)
+        day_dir = str(landing_file(home, "transactions", D1, "big.csv").parent)
+        blocks = {fmt: spark.read.format(fmt).options(header=True).load(f"{day_dir}/*.{ext}")
+                  .select("_metadata.file_block_start").distinct().count()
+                  for fmt, ext in (("csv", "csv"), ("json", "jsonl"), ("parquet", "parquet"))}
+        assert min(blocks.values()) >= 3, blocks  # each file really is read in blocks
+        run_ingest(with_threshold(ctx, 1.0), D1)
+    finally:
+        for key, value in before.items():
+            spark.conf.set(key, value)
+
+    expected = {}
+    for name in ("big.csv", "big.jsonl", "big.parquet"):
+        expected.update({(name, i): ["currency_not_gbp"] for i in (7, 60, 119)})
+        expected[(name, 100)] = ["duplicate"]
+    assert quarantined(ctx, "transactions", D1) == expected
+    assert len(bronze(ctx, "transactions", D1)) == 3 * (120 - 4)

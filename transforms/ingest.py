@@ -5,6 +5,9 @@ The chain for one source and landing day is
 
     combine_files([parse_rows(landing rows 1), parse_rows(landing rows 2), ...])
       -> flag_duplicates(...)                                  (transactions only)
+
+(the job takes the same steps on cached rows: union_files, then file_blocks and
+duplicate_rows, both small, then number_rows and mark_duplicates)
       -> bronze_rows(...)        rows that broke no rule, in the bronze schema
       -> quarantine_rows(...)    every other row: the raw record and its rules
 
@@ -157,8 +160,10 @@ def parse_rows(raw: DataFrame, source: str, *, run_id: str, source_file: str | N
         .alias("source_file"),
         (F.lit(landing_date) if landing_date is not None else F.col(LANDING_DAY))
         .cast(T.DateType()).alias("landing_date"),
-        (F.col(FILE_BLOCK) if FILE_BLOCK in raw.columns else F.lit(0)).cast(T.LongType())
-        .alias(FILE_BLOCK),
+        # rows not from a file scan: each task's rows are a block (the task is the
+        # upper bits of monotonically_increasing_id)
+        (F.col(FILE_BLOCK) if FILE_BLOCK in raw.columns
+         else F.shiftright(F.col(ROW_ORDER), 33)).cast(T.LongType()).alias(FILE_BLOCK),
         F.col(ROW_ORDER),
     )
 
@@ -270,20 +275,51 @@ def _quote(name: str) -> str:
 
 def combine_files(frames: Sequence[DataFrame]) -> DataFrame:
     """The parsed rows of one source's files (from `parse_rows`) as one frame, each row
-    numbered with its position in its file (`source_row`, 1-based)."""
+    numbered with its position in its file (`source_row`, 1-based): `number_rows` of
+    `union_files`."""
+    return number_rows(union_files(frames))
+
+
+def union_files(frames: Sequence[DataFrame]) -> DataFrame:
+    """The parsed rows of one source's files (from `parse_rows`) as one frame, not yet
+    numbered: the job caches this frame, then numbers and flags the cached rows."""
     if not frames:
-        raise ValueError("combine_files needs at least one frame")
-    in_file_order = Window.partitionBy("source_file").orderBy(FILE_BLOCK, ROW_ORDER)
-    rows = reduce(lambda a, b: a.unionByName(b), frames)
-    return rows.select(
-        *[F.row_number().over(in_file_order).cast(T.LongType()).alias(SOURCE_ROW)
-          if name == SOURCE_ROW else F.col(name) for name in _parsed_names(rows)],
+        raise ValueError("union_files needs at least one frame")
+    return reduce(lambda a, b: a.unionByName(b), frames)
+
+
+def file_blocks(rows: DataFrame) -> DataFrame:
+    """One row per file block read (source_file, _file_block) with `_row_offset`: what
+    turns a row's `_row_order` into its position in its file.
+
+    A scan reads a file in blocks (splits), each block whole within one task, and
+    `_row_order` (monotonically_increasing_id) counts up by one from row to row within
+    a task; so a row's position is the rows of the file's earlier blocks, plus its
+    distance from its block's first row, plus one.  Small (one row per block), so
+    numbering costs one aggregate pass, not a shuffle and sort of every row by file."""
+    blocks = (rows.groupBy("source_file", FILE_BLOCK)
+              .agg(F.min(ROW_ORDER).alias("_first"), F.count(F.lit(1)).alias("_rows")))
+    earlier_blocks = (Window.partitionBy("source_file").orderBy(FILE_BLOCK)
+                      .rowsBetween(Window.unboundedPreceding, -1))
+    before = F.coalesce(F.sum("_rows").over(earlier_blocks), F.lit(0))
+    return blocks.select("source_file", FILE_BLOCK,
+                         (before - F.col("_first") + 1).alias("_row_offset"))
+
+
+def number_rows(rows: DataFrame, blocks: DataFrame | None = None) -> DataFrame:
+    """`rows` (from `union_files`) with `source_row`, in `parsed_schema` order; `blocks`
+    is `file_blocks(rows)`, computed here when not given."""
+    blocks = file_blocks(rows) if blocks is None else blocks
+    return (
+        rows.join(F.broadcast(blocks), on=["source_file", FILE_BLOCK])
+        .withColumn(SOURCE_ROW, (F.col(ROW_ORDER) + F.col("_row_offset")).cast(T.LongType()))
+        .select(*_parsed_names(rows))
     )
 
 
 def _parsed_names(rows: DataFrame) -> list[str]:
     """parse_rows' columns in `parsed_schema` order (SOURCE_ROW before the order)."""
-    names = [c for c in rows.columns if c not in (FILE_BLOCK, ROW_ORDER)]
+    names = [c for c in rows.columns if c not in (FILE_BLOCK, ROW_ORDER, SOURCE_ROW)]
     return [*names, SOURCE_ROW, FILE_BLOCK, ROW_ORDER]
 
 
@@ -335,25 +371,56 @@ def flag_duplicates(parsed: DataFrame, seen: DataFrame) -> DataFrame:
     clean, the first by that order is quarantined for its own rules only, and the
     others are duplicates as well.  A day's row is kept only when no earlier day has a
     clean row with its id (that row was kept there).
+
+    `mark_duplicates(parsed, duplicate_rows(parsed, seen))`: the job materializes the
+    (small) duplicate_rows once and marks its cached rows with them.
     """
+    return mark_duplicates(parsed, duplicate_rows(parsed, seen))
+
+
+ROW_KEY = ("source_file", FILE_BLOCK, ROW_ORDER)
+"""What identifies one row of a scan (its file, block and order within the block)."""
+
+
+def duplicate_rows(parsed: DataFrame, seen: DataFrame) -> DataFrame:
+    """The ROW_KEY of every row `flag_duplicates` flags.  Only the columns the rule
+    needs are shuffled (by transaction_id), never the whole rows and raw records."""
     is_clean = F.size(RULES) == 0
     first_wins = Window.partitionBy("transaction_id", "landing_date").orderBy(
-        F.when(is_clean, 0).otherwise(1), F.col("ingested_at").asc_nulls_last(),
-        F.col("source_file"), F.col(SOURCE_ROW))
-    first_clean_day = F.min(F.when(is_clean, F.col("landing_date"))).over(
+        F.when(F.col("_clean"), 0).otherwise(1), F.col("ingested_at").asc_nulls_last(),
+        *[F.col(c) for c in ROW_KEY])
+    first_clean_day = F.min(F.when(F.col("_clean"), F.col("landing_date"))).over(
         Window.partitionBy("transaction_id"))
     earlier = (seen.where(F.col("seen_before")).select("transaction_id")
                .withColumn("_seen_before", F.lit(True)))
-    has_id = F.col("transaction_id").isNotNull()
-    is_duplicate = has_id & (
-        (F.row_number().over(first_wins) > 1)
+    is_duplicate = (
+        (F.col("_rank") > 1)
         | F.col("_seen_before").isNotNull()
         | F.coalesce(F.col("_first_clean_day") < F.col("landing_date"), F.lit(False)))
     return (
         parsed
+        .where(F.col("transaction_id").isNotNull())
+        .select("transaction_id", "landing_date", "ingested_at", is_clean.alias("_clean"),
+                *ROW_KEY)
         .join(earlier, on="transaction_id", how="left")
-        .withColumn("_first_clean_day", first_clean_day)
-        .withColumn(RULES, F.when(is_duplicate, F.array_append(F.col(RULES), F.lit(DUPLICATE)))
+        .withColumns({"_first_clean_day": first_clean_day,
+                      "_rank": F.row_number().over(first_wins)})
+        .where(is_duplicate)
+        .select(*ROW_KEY)
+    )
+
+
+def mark_duplicates(parsed: DataFrame, duplicates: DataFrame, *,
+                    broadcast: bool = True) -> DataFrame:
+    """`parsed` with `duplicate` added to the rules of the rows `duplicates` (from
+    `duplicate_rows`) names; `broadcast`: `duplicates` is small enough to send whole
+    to every task (otherwise both sides are shuffled by row)."""
+    flagged = duplicates.withColumn("_duplicate", F.lit(True))
+    return (
+        parsed
+        .join(F.broadcast(flagged) if broadcast else flagged, on=list(ROW_KEY), how="left")
+        .withColumn(RULES, F.when(F.col("_duplicate").isNotNull(),
+                                  F.array_append(F.col(RULES), F.lit(DUPLICATE)))
                     .otherwise(F.col(RULES)))
         .select(*parsed.columns)
     )
