@@ -369,9 +369,9 @@ def _checked_rows(ctx: RunContext, source: str, first: dt.date, last: dt.date,
     if not batches:  # no files, or only JSONL files without a record
         return ctx.spark.createDataFrame([], ingest.parsed_schema(source)), 0, []
     # Built once, here, without the cache's column compression: compressing the rows
-    # (raw records and all) cost more than reading and parsing the files (2.6 million
-    # rows: 34 s compressed, 19 s not, for 1.0 GB of cache instead of 0.76 GB; a chunk
-    # is at most `ingest.range_chunk_mb` of files).
+    # (raw records and all) cost about as much as reading and parsing the files (2.6
+    # million rows, alternating runs: 30-38 s compressed, 22-25 s not, for 1.0 GB of
+    # cache instead of 0.76 GB; a chunk is at most `ingest.range_chunk_mb` of files).
     with session_conf(ctx.spark, "spark.sql.inMemoryColumnarStorage.compressed", "false"):
         rows = ingest.union_files([
             ingest.parse_rows(batch.frame, source, run_id=ctx.run_id,
