@@ -84,6 +84,7 @@ setup(
         "memberscore.expectations",
         "memberscore.quality",
         "memberscore.monitoring",
+        "memberscore.api",
     ],
     package_dir={
         "memberscore": "memberscore",
@@ -95,6 +96,7 @@ setup(
     package_data={
         # the run report's page (memberscore.reporting)
         "memberscore": ["log4j2.properties", "templates/*.j2"],
+        "memberscore.api": ["openapi.yml"],
         "memberscore.conf": ["*.yml"],
         "memberscore.expectations": ["*.json"],
     },
@@ -123,6 +125,9 @@ setup(
         # the run report: its page is a Jinja2 template, its charts matplotlib's SVG
         "Jinja2>=3.1,<4",
         "matplotlib>=3.8,<4",
+        # the scores API (memberscore api): Flask served by waitress (threads, no fork)
+        "Flask>=3.1,<4",
+        "waitress>=3.0.2,<4",
     ],
     extras_require={
         "local": [

@@ -14,21 +14,12 @@ import signal
 import threading
 from typing import Any
 
+from memberscore.args import port
 from memberscore.context import JobResult, RunContext
 from memberscore.errors import ConfigError
 from memberscore.local.warehouse_server import DEFAULT_IDLE_TRANSACTION_SECONDS, local_warehouse
 from memberscore.warehouse.connection import ConnectionSpec
 from memberscore.warehouse.session import LOCAL_HOST, how_to_connect
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, found {text!r}") from None
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port between 1 and 65535, found {value}")
-    return value
 
 
 def _seconds(text: str) -> float:
@@ -43,7 +34,7 @@ def _seconds(text: str) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--port", type=_port, default=None,
+    parser.add_argument("--port", type=port, default=None,
                         help="port to listen on (default: a free port, printed)")
     parser.add_argument("--idle-transaction-seconds", type=_seconds,
                         default=DEFAULT_IDLE_TRANSACTION_SECONDS, metavar="S",

@@ -28,3 +28,15 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a number of at least 1, found {value}")
     return value
+
+
+def port(text: str) -> int:
+    """argparse type for a TCP port, 1-65535, or 0: a free port the system picks."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, found {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"expected a port between 1 and 65535 (0: a free one), found {value}")
+    return value

@@ -23,10 +23,11 @@ COMMANDS: dict[str, str] = {
     "monitor": "drift and freshness metrics for a day -> drift_metrics",
     "pipeline": "ingest, features, validate, score, publish, monitor for one day",
     "warehouse": "serve the local Snowflake-compatible warehouse in the foreground",
+    "api": "serve the scores API (Flask) over the published tables",
 }
 
 # Commands that serve in the foreground, for a person: no Databricks entry point.
-SERVERS = frozenset({"warehouse"})
+SERVERS = frozenset({"warehouse", "api"})
 
 # Commands a Databricks python_wheel_task runs, as `memberscore-<command>`.
 JOBS: tuple[str, ...] = tuple(name for name in COMMANDS if name not in SERVERS)

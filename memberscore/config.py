@@ -405,6 +405,24 @@ class MonitorSettings:
 
 
 @dataclass(frozen=True, config=_CONF)
+class ApiSettings:
+    """The scores API (`memberscore api`, docs/api.md)."""
+
+    host: Text
+    port: Annotated[StrictInt, Field(ge=0, le=65535)]
+    # bearer tokens a client may present (several, so a token can be rotated)
+    tokens: Annotated[tuple[SecretRef, ...], Field(min_length=1)]
+    # warehouse sessions kept open and shared by the requests
+    pool_size: AtLeastOne
+    # requests served at once (the others wait in the server's queue)
+    threads: AtLeastOne
+    # connecting, waiting for a pooled session, and each query: beyond this, 503
+    timeout_seconds: AtLeastOne
+    # the model `/score` answers for when the request names none (null: models.names[0])
+    model_name: Text | None
+
+
+@dataclass(frozen=True, config=_CONF)
 class Settings:
     """Everything a run needs to know, for one environment."""
 
@@ -419,6 +437,7 @@ class Settings:
     models: ModelSettings
     snowflake: SnowflakeSettings
     monitor: MonitorSettings
+    api: ApiSettings
 
     def home_path(self) -> Path:
         """The directory holding all local state: conf `home`, else $MEMBERSCORE_HOME,

@@ -61,9 +61,16 @@ class DriftAlertError(QualityGateError):
 
 
 class WarehouseError(MemberscoreError):
-    """Publishing to, or reconciling with, the warehouse failed."""
+    """Publishing to, reading from, or reconciling with, the warehouse failed.
+
+    `errno` is Snowflake's error number when the warehouse answered with one (2003:
+    the object does not exist), else None (the warehouse was not reached)."""
 
     exit_code = 8
+
+    def __init__(self, message: str, *, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
 
 
 class PublishRunningError(WarehouseError):

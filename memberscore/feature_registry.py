@@ -62,6 +62,19 @@ class Feature:
         """The Spark SQL type name, e.g. `decimal(18,2)`, `bigint`."""
         return self.dtype.simpleString()
 
+    @property
+    def unit(self) -> str | None:
+        """What a value counts, from its type (the types above): `GBP` for money,
+        `count`, `share` (0 to 1), `days`; None for keys and lineage."""
+        if self.role not in ("feature", "coverage"):
+            return None
+        return _UNITS.get(type(self.dtype))
+
+
+_UNITS: dict[type[T.DataType], str] = {
+    T.DecimalType: "GBP", T.LongType: "count", T.DoubleType: "share", T.IntegerType: "days",
+}
+
 
 def _feature(name: str, dtype: T.DataType, definition: str, window_days: int | None,
              nullable: bool = False) -> Feature:

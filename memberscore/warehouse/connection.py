@@ -154,10 +154,13 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def connect(spec: ConnectionSpec, *, purpose: str) -> WarehouseConnection:
+def connect(spec: ConnectionSpec, *, purpose: str,
+            timeout_seconds: float | None = None) -> WarehouseConnection:
     """Open a session; WarehouseError in one line (never the secret) when it fails.
 
     `purpose` (e.g. `publish 20261121T043000Z-3fa9c1`) becomes the session's QUERY_TAG.
+    `timeout_seconds` bounds the login and every request of the session (a read
+    service answers within it or not at all); without it the conf's timeouts apply.
     """
     try:
         import snowflake.connector
@@ -201,6 +204,9 @@ def connect(spec: ConnectionSpec, *, purpose: str) -> WarehouseConnection:
         # no single request may wait longer than the whole bound (a server that
         # accepts and never answers would hold the login for the connector's default)
         kwargs["socket_timeout"] = spec.network_timeout_seconds
+    if timeout_seconds is not None:
+        kwargs.update(login_timeout=timeout_seconds, network_timeout=timeout_seconds,
+                      socket_timeout=timeout_seconds)
 
     if spec.private_key is not None:
         kwargs["private_key"] = _load_private_key(spec, revealed)
@@ -273,7 +279,8 @@ class WarehouseConnection:
                     "session has been silent for a while)")
         return WarehouseError(
             f"{what} failed in Snowflake {self.spec.database}.{self.spec.schema}: "
-            f"{code}{detail or type(exc).__name__}{hint}"
+            f"{code}{detail or type(exc).__name__}{hint}",
+            errno=errno if isinstance(errno, int) else None,
         )
 
     def execute(self, sql: str, params: Sequence[Any] = (), *, what: str) -> list[tuple[Any, ...]]:
@@ -289,6 +296,21 @@ class WarehouseConnection:
             with self._raw.cursor() as cursor:
                 cursor.execute(sql, tuple(params) if params else None)
                 return list(cursor.fetchall()) if cursor.description else []
+        except SnowflakeError as exc:
+            raise self._error(what, exc) from exc
+
+    def query(self, sql: str, params: Sequence[Any] = (), *,
+              what: str) -> list[dict[str, Any]]:
+        """Run one `?`-bound query; its rows as mappings of upper-case column names."""
+        from snowflake.connector.errors import Error as SnowflakeError
+
+        log.debug("snowflake: %s", what)
+        self.statements += 1
+        try:
+            with self._raw.cursor() as cursor:
+                cursor.execute(sql, tuple(params) if params else None)
+                names = [str(column[0]).upper() for column in cursor.description or ()]
+                return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
         except SnowflakeError as exc:
             raise self._error(what, exc) from exc
 

@@ -20,14 +20,15 @@ LOCAL_HOST = "127.0.0.1"
 
 
 @contextmanager
-def open_warehouse(settings: Settings, warehouse_dir: Path, *, purpose: str,
-                   verbose: bool = False) -> Iterator[WarehouseConnection]:
-    """A connected session; the local server (if this opened it) stops afterwards."""
+def warehouse_spec(settings: Settings, warehouse_dir: Path, *,
+                   verbose: bool = False) -> Iterator[ConnectionSpec]:
+    """Where the configured environment's warehouse answers, for as long as the
+    context lasts: the Snowflake account in conf, or the local server under
+    `warehouse_dir` (started in this process when nobody serves it, stopped after)."""
     sf = settings.snowflake
     spec = ConnectionSpec.from_settings(sf)
     if not sf.local_server:
-        with connect(spec, purpose=purpose) as conn:
-            yield conn
+        yield spec
         return
     # the local harness, loaded only when this environment runs the local warehouse
     from memberscore.local.warehouse_server import local_warehouse
@@ -37,9 +38,16 @@ def open_warehouse(settings: Settings, warehouse_dir: Path, *, purpose: str,
         host=sf.host or LOCAL_HOST, port=sf.port,
         log_level=logging.INFO if verbose else logging.CRITICAL,
     ) as address:
-        local = dataclasses.replace(spec, endpoint=address.endpoint)
-        with connect(local, purpose=purpose) as conn:
-            yield conn
+        yield dataclasses.replace(spec, endpoint=address.endpoint)
+
+
+@contextmanager
+def open_warehouse(settings: Settings, warehouse_dir: Path, *, purpose: str,
+                   verbose: bool = False) -> Iterator[WarehouseConnection]:
+    """A connected session; the local server (if this opened it) stops afterwards."""
+    with (warehouse_spec(settings, warehouse_dir, verbose=verbose) as spec,
+          connect(spec, purpose=purpose) as conn):
+        yield conn
 
 
 def how_to_connect(endpoint_url: str, host: str, port: int, spec: ConnectionSpec) -> list[str]:
