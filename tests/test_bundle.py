@@ -24,18 +24,79 @@ def _load(path: Path) -> dict[str, Any]:
 def _jobs() -> dict[str, dict[str, Any]]:
     jobs: dict[str, dict[str, Any]] = {}
     for path in RESOURCES:
-        for name, job in _load(path)["resources"]["jobs"].items():
+        for name, job in _load(path)["resources"].get("jobs", {}).items():
             assert name not in jobs, f"job {name} defined twice"
             jobs[name] = job
     return jobs
 
 
-def test_one_job_per_resource_file() -> None:
+def test_one_resource_per_resource_file() -> None:
     assert RESOURCES, "no resources/*.yml"
     for path in RESOURCES:
-        assert len(_load(path)["resources"]["jobs"]) == 1, path.name
+        resources = _load(path)["resources"]
+        assert [len(r) for r in resources.values()] == [1], path.name
     assert set(_jobs()) == {"memberscore_nightly", "memberscore_backfill",
                             "memberscore_training"}
+    assert set(_load(REPO / "resources" / "memberscore_api.yml")["resources"]) == {"apps"}
+
+
+def _app() -> dict[str, Any]:
+    app: dict[str, Any] = _load(REPO / "resources" / "memberscore_api.yml")["resources"][
+        "apps"]["memberscore_api"]
+    return app
+
+
+def test_the_api_app_loads_in_databricks_bundles_models_and_runs_the_api_command() -> None:
+    from databricks.bundles.apps import App
+
+    from memberscore.cli import build_parser
+
+    app = App.from_dict(_app())  # type: ignore[arg-type]  # strict: unknown fields raise
+    assert app.as_dict()["name"] == "memberscore-api-${bundle.target}"
+    command = _app()["config"]["command"]
+    assert command[:3] == ["memberscore", "--env", "${bundle.target}"]
+    scripts = {ep.name for ep in metadata.distribution("memberscore").entry_points
+               if ep.group == "console_scripts"}
+    assert command[0] in scripts
+    parsed = build_parser().parse_args(["--env", "prod", *command[3:]])
+    assert parsed.command == "api"
+
+
+def test_the_api_app_gets_its_secrets_from_the_scope_and_conf_reads_them() -> None:
+    """Every env var of the app comes from a secret resource of the target's scope,
+    and each is a ${VAR} conf reads in every target (the token, the key pair)."""
+    from memberscore.config import load_settings
+
+    app = _app()
+    secrets = {r["name"]: r["secret"] for r in app["resources"]}
+    assert all(s["scope"] == "${var.snowflake_secret_scope}" and s["permission"] == "READ"
+               for s in secrets.values())
+    env = {e["name"]: e["value_from"] for e in app["config"]["env"]}
+    assert set(env.values()) == set(secrets)
+    for target in _load(REPO / "databricks.yml")["targets"]:
+        settings = load_settings(target)
+        references = {s.reference for s in settings.api.tokens}
+        sf = settings.snowflake
+        references |= {s.reference for s in (sf.private_key, sf.private_key_passphrase) if s}
+        assert references == {f"${{{name}}}" for name in env}, target
+        assert (settings.api.host, settings.api.port) == ("0.0.0.0", 8000), target
+
+
+def test_the_api_app_installs_the_wheel_the_bundle_builds() -> None:
+    """app/requirements.txt names the wheel of setup.py's version (copied into
+    app/wheels/ by the artifact build, and uploaded although git ignores it) and
+    pins pyspark as the constraints do."""
+    bundle = _load(REPO / "databricks.yml")
+    build = bundle["artifacts"]["memberscore_wheel"]["build"]
+    assert build.endswith("cp dist/memberscore-*.whl app/wheels/")
+    assert bundle["sync"]["include"] == ["app/wheels/*.whl"]
+    assert _app()["source_code_path"] == "../app"
+    lines = [line for line in (REPO / "app" / "requirements.txt").read_text().splitlines()
+             if line and not line.startswith("#")]
+    version = metadata.version("memberscore")
+    constraints = (REPO / "requirements" / "constraints.txt").read_text().splitlines()
+    pyspark = next(line for line in constraints if line.startswith("pyspark=="))
+    assert lines == [pyspark, f"./wheels/memberscore-{version}-py3-none-any.whl"]
 
 
 @pytest.mark.parametrize("name", ["memberscore_nightly", "memberscore_backfill",

@@ -45,7 +45,10 @@ def test_wheel_contents(wheel: Path) -> None:
                      "memberscore/conf/local.yml", "memberscore/conf/prod.yml",
                      # the run report's page, and the local harness `demo` runs on
                      "memberscore/templates/run_report.html.j2",
-                     "memberscore/local/__init__.py", "memberscore/local/warehouse_server.py"]:
+                     "memberscore/local/__init__.py", "memberscore/local/warehouse_server.py",
+                     # the scores API and its OpenAPI document
+                     "memberscore/api/app.py", "memberscore/api/openapi.yml",
+                     "memberscore/jobs/api.py"]:
         assert required in names, required
     assert not any(n.startswith(("jobs/", "transforms/", "tests/")) for n in names)
     # the Data Docs assets (memberscore.quality.data_docs), from `make install`'s folder
@@ -62,6 +65,7 @@ def test_wheel_contents(wheel: Path) -> None:
     for job in JOBS:  # every job of memberscore.commands, for Databricks tasks
         assert f"memberscore-{job} = memberscore.entrypoints:{job}" in text
     assert "memberscore-warehouse" not in text
+    assert "memberscore-api" not in text  # a server, not a Databricks job
 
 
 def test_wheel_installs_and_runs_in_a_fresh_venv(wheel: Path, tmp_path: Path) -> None:
