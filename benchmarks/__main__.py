@@ -22,6 +22,7 @@ MODULES = [
     "bench_validate",
     "bench_score",
     "bench_publish",
+    "bench_api",
     "bench_monitor",
     "bench_backends",
 ]

@@ -144,6 +144,11 @@ def _where_to_look(ctx: RunContext, day: dt.date, trained: str) -> list[str]:
         f"WHERE AS_OF_DATE = '{day}' ORDER BY SCORE DESC LIMIT 20;",
         f"        SELECT * FROM {sf.database}.{sf.schema}.PUBLISH_LOG ORDER BY PUBLISHED_AT;",
         "",
+        "Scores API for product services (docs/api.md):",
+        "  MEMBERSCORE_API_TOKEN=<a long random token> memberscore api",
+        f"  then: curl -H \"Authorization: Bearer $MEMBERSCORE_API_TOKEN\" "
+        f"http://{ctx.settings.api.host}:{ctx.settings.api.port}/v1/members/<member_id>/score",
+        "",
         "MLflow runs and the model registry:",
         f"  mlflow ui --backend-store-uri sqlite:///{ctx.paths.mlflow}/mlflow.db",
         "",

@@ -64,6 +64,10 @@ def test_demo_trains_runs_the_pipeline_and_publishes(
     assert 0 <= low <= high <= 1
     assert [r[0] for r in published] == ["DRIFT_METRICS", "MEMBER_FEATURES_DAILY",
                                          "MEMBER_SCORES"]
+    # the scores API serves the demo's day: a member's score as Snowflake has it
+    assert "memberscore api" in out
+    assert_api_serves_the_day(ctx, monkeypatch, day)
+
     # the run report is where the demo says it is
     (report,) = [line for line in out.splitlines() if line.startswith("Run report: ")]
     assert Path(report.split(": ", 1)[1]).is_file()
@@ -93,6 +97,38 @@ def test_demo_trains_runs_the_pipeline_and_publishes(
     alerts = [k for k, status in statuses.items() if status == "alert" and k[0] in windowed]
     assert alerts == [], statuses
     assert statuses[("score", "mean_score_vs_base_rate")] == "ok"
+
+
+def assert_api_serves_the_day(ctx: RunContext, monkeypatch: pytest.MonkeyPatch,
+                              day: str) -> None:
+    """`memberscore api` after the demo: a member's score equal to Snowflake's row,
+    a wrong token refused (401), an unknown member 404."""
+    import urllib.error
+    import urllib.request
+
+    from memberscore.api.server import api_server
+
+    token = "demo-test-token-5d0c2e8a9b71f3e4"
+    monkeypatch.setenv("MEMBERSCORE_API_TOKEN", token)
+    with open_warehouse(ctx.settings, ctx.paths.warehouse, purpose="test") as conn:
+        (member, score, version), = conn.execute(
+            "SELECT MEMBER_ID, SCORE, MODEL_VERSION FROM MEMBER_SCORES WHERE AS_OF_DATE = ? "
+            "ORDER BY MEMBER_ID LIMIT 1", [day], what="test read")
+    with api_server(load_settings("local"), ctx.paths.warehouse, port=0) as server:
+        def get(path: str, bearer: str) -> tuple[int, dict[str, object]]:
+            request = urllib.request.Request(server.url + path,
+                                             headers={"Authorization": f"Bearer {bearer}"})
+            try:
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    return response.status, json.loads(response.read())
+            except urllib.error.HTTPError as error:
+                return error.code, json.loads(error.read())
+
+        status, body = get(f"/v1/members/{member}/score", token)
+        assert (status, body["as_of_date"], body["score"], body["model_version"]) == \
+            (200, day, score, version)
+        assert get(f"/v1/members/{member}/score", token + "x")[0] == 401
+        assert get("/v1/members/NOT-A-MEMBER/score", token)[0] == 404
 
 
 def drift_statuses(ctx: RunContext, day: str) -> dict[tuple[str, str], str]:
