@@ -310,6 +310,24 @@ def test_unknown_routes_and_methods_answer_json(published: Published) -> None:
     assert status == 405 and "POST is not allowed" in body["error"]["message"]
 
 
+def test_a_query_the_warehouse_refuses_is_500_with_a_request_id(published: Published) -> None:
+    """A published table whose columns drifted (a column renamed by hand): the
+    warehouse refuses the statement; the client gets a 500 naming its request, never
+    the SQL or a traceback, and the next request after the repair is served."""
+    alter = "ALTER TABLE MEMBER_SCORES RENAME COLUMN {} TO {}"
+    published.snowflake(alter.format("SCORE_BAND", "SCORE_BAND_RENAMED"))
+    try:
+        status, body, headers = published.get("/v1/members/m1/score",
+                                               headers={"X-Request-Id": "drift-1"})
+    finally:
+        published.snowflake(alter.format("SCORE_BAND_RENAMED", "SCORE_BAND"))
+    assert status == 500
+    assert body["error"] == {"status": 500, "code": "warehouse_error",
+                             "message": "the warehouse refused the query (request drift-1)"}
+    assert headers["X-Request-Id"] == "drift-1"
+    assert published.get("/v1/members/m1/score")[0] == 200
+
+
 def test_the_token_is_never_logged(published: Published, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     for path in ("/v1/members/m1/score", "/v1/members/nobody/score", "/v1/days/x"):
