@@ -241,22 +241,24 @@ def _window_sums_pass(ctx: RunContext, distinct: bool = False) -> None:
     )
 
 
-def _features_job(ctx: RunContext) -> tuple[float, float, dict[str, float]]:
-    """The best of REPEATS `features` runs after a warm-up, as (seconds to compute and
-    write the snapshot and its build-log row, seconds of the whole job, the best run's
-    split).  The job's own validation (benchmarked as `validate_features_seconds`) is
-    timed by the job and taken out of the first figure."""
+def _features_job(ctx: RunContext, day: dt.date = END, repeats: int = REPEATS,
+                  warm_up: bool = True) -> tuple[float, float, dict[str, float]]:
+    """The best of `repeats` `features` runs for `day` (after a warm-up run), as
+    (seconds to compute and write the snapshot and its build-log row, seconds of the
+    whole job, the best run's split).  The job's own validation (benchmarked as
+    `validate_features_seconds`) is timed by the job and taken out of the first figure."""
     from memberscore.runner import execute, job_arguments
 
     def once() -> tuple[float, float, dict[str, float]]:
         result = execute(ctx, "features", job_arguments("features",
-                                                        ["--run-date", END.isoformat()]))
+                                                        ["--run-date", day.isoformat()]))
         timings = {k: float(v) for k, v in result.details["timings"].items()}
         total = timings["total_seconds"]
         return total - timings["validate_seconds"], total, timings
 
-    once()
-    runs = [once() for _ in range(REPEATS)]
+    if warm_up:
+        once()
+    runs = [once() for _ in range(repeats)]
     best = min(runs, key=lambda r: r[0])
     return best[0], min(r[1] for r in runs), best[2]
 

@@ -16,6 +16,11 @@ scale, 200,000 members x 90 days by default, each timed on a warm Spark session.
      the last day;
    - ratios: `backfill30_vs_one_day` (target 3) and `validate_vs_features` (target
      0.10: validation of a day within a tenth of the features job);
+   - `features_vs_floor` (target 1.25, and 1.15 at 200,000 members): the features
+     job for the last day once more on the warm session against the fastest
+     same-output floor of `benchmarks.features_floor` (its rows must equal the
+     job's), with the job's split (`features_job_aggregate_seconds`, `_write_`,
+     `_other_`);
    - per step, the peak resident memory of this Python process and of the Spark JVM
      and the JVM's peak heap in use (`<step>_driver_rss_mb`, `<step>_jvm_rss_mb`,
      `<step>_jvm_heap_used_mb`), sampled twice a second.
@@ -53,10 +58,13 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 from pyspark.sql import functions as F
 
+from benchmarks import features_floor
+from benchmarks.bench_features import _best, _features_job
 from benchmarks.bench_score import register_quick_model
 from benchmarks.common import Measurement, Workspace, report, run_child
 from memberscore.context import RunContext
@@ -218,6 +226,7 @@ def run_size(members: int, days: int, workdir: Path) -> list[Measurement]:
         Measurement("publish_drift_metrics_seconds", seconds["publish_drift_metrics"], "s"),
         Measurement("ingest_last_day_seconds", seconds["ingest"], "s"),
     ]
+    results += features_against_floor(ctx, last)
     for step in ("backfill30", *STEPS):
         peaks = sampler.peaks(*spans[step])
         if peaks is None:  # a step shorter than a sample
@@ -229,6 +238,28 @@ def run_size(members: int, days: int, workdir: Path) -> list[Measurement]:
             Measurement(f"{step}_jvm_heap_used_mb", heap, "MB"),
         ]
     return results
+
+
+def features_against_floor(ctx: RunContext, day: dt.date) -> list[Measurement]:
+    """`features_vs_floor`: the features job for `day` (once more, on the session the
+    pipeline warmed; its own validation left out) against the fastest same-output
+    floor of `benchmarks.features_floor` (each variant warmed once, then timed once),
+    whose rows must equal the job's; with the job's split, for when it misses."""
+    job, _, split = _features_job(ctx, day, repeats=1, warm_up=False)
+    floors = {name: _best(partial(variant, ctx, day), repeats=1)
+              for name, variant in features_floor.VARIANTS.items()}
+    rows = features_floor.check_same_rows(ctx, day)
+    best = min(floors, key=floors.__getitem__)
+    return [
+        Measurement("features_vs_floor", job / floors[best], "ratio",
+                    note=f"{job:.1f}s / {floors[best]:.1f}s ({best}, the same {rows:,} rows)"),
+        *[Measurement(f"features_floor_{name}_seconds", seconds, "s")
+          for name, seconds in floors.items()],
+        Measurement("features_job_aggregate_seconds", split["aggregate_seconds"], "s"),
+        Measurement("features_job_write_seconds", split["write_seconds"], "s"),
+        Measurement("features_job_other_seconds",
+                    job - split["aggregate_seconds"] - split["write_seconds"], "s"),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -291,11 +322,15 @@ def _with_targets(by_size: dict[int, dict[str, Measurement]]) -> list[Measuremen
     """Every size's figures (named `<figure>_<size>`), then the ratios between the
     largest size and 20,000 members (else the smallest), with their targets."""
     targets = {"generate_peak_rss_mb": 2048.0, "backfill30_vs_one_day": 3.0}
-    big_only = {"ingest_history_seconds": 900.0, "validate_vs_features": 0.10}
+    at_20k = {"features_vs_floor": 1.25}
+    big_only = {"ingest_history_seconds": 900.0, "validate_vs_features": 0.10,
+                "features_vs_floor": 1.15}
     results = []
     for members, figures in by_size.items():
         for m in figures.values():
             target = targets.get(m.name)
+            if members == 20_000:
+                target = at_20k.get(m.name, target)
             if members >= MEMBERS:
                 target = big_only.get(m.name, target)
             results.append(dataclasses.replace(m, name=f"{m.name}_{_label(members)}",
