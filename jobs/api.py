@@ -10,13 +10,11 @@ variable MEMBERSCORE_API_TOKEN).  See docs/api.md.
 from __future__ import annotations
 
 import argparse
-import signal
-import threading
-from typing import Any
 
 from memberscore.api.server import api_server
 from memberscore.args import port
 from memberscore.context import JobResult, RunContext
+from memberscore.runtime import serve_until_stopped, stop_on_sigterm
 
 ROUTES = (
     "GET /v1/members/<member_id>/score[?as_of_date=YYYY-MM-DD&model_name=M]",
@@ -35,33 +33,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
-    stop = threading.Event()
-    in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.getsignal(signal.SIGTERM) if in_main else None
-
-    def on_term(_signum: int, _frame: Any) -> None:
-        stop.set()
-
-    if in_main:
-        signal.signal(signal.SIGTERM, on_term)
-    try:
-        with api_server(ctx.settings, ctx.paths.warehouse, host=args.host, port=args.port,
-                        verbose=ctx.verbose) as server:
-            print("\n".join([
-                f"scores API serving on {server.url} (warehouse: {server.warehouse})",
-                "send 'Authorization: Bearer <token>' with a token of conf api.tokens",
-                *(f"  {route}" for route in ROUTES),
-                f"try: curl -H \"Authorization: Bearer $MEMBERSCORE_API_TOKEN\" "
-                f"{server.url}/v1/health",
-                "Stop with Ctrl-C.",
-            ]), flush=True)
-            try:
-                while not stop.wait(0.5):
-                    pass
-            except KeyboardInterrupt:
-                pass
-    finally:
-        if in_main:
-            signal.signal(signal.SIGTERM, previous)
+    with (stop_on_sigterm() as stop,
+          api_server(ctx.settings, ctx.paths.warehouse, host=args.host, port=args.port,
+                     verbose=ctx.verbose) as server):
+        print("\n".join([
+            f"scores API serving on {server.url} (warehouse: {server.warehouse})",
+            "send 'Authorization: Bearer <token>' with a token of conf api.tokens",
+            *(f"  {route}" for route in ROUTES),
+            f"try: curl -H \"Authorization: Bearer $MEMBERSCORE_API_TOKEN\" "
+            f"{server.url}/v1/health",
+            "Stop with Ctrl-C.",
+        ]), flush=True)
+        serve_until_stopped(stop)
     return JobResult(job="api", details={"url": server.url},
                      messages=[f"scores API stopped ({server.url})"])

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
-import threading
-from typing import Any
 
 from memberscore.args import port
 from memberscore.context import JobResult, RunContext
 from memberscore.errors import ConfigError
 from memberscore.local.warehouse_server import DEFAULT_IDLE_TRANSACTION_SECONDS, local_warehouse
+from memberscore.runtime import serve_until_stopped, stop_on_sigterm
 from memberscore.warehouse.connection import ConnectionSpec
 from memberscore.warehouse.session import LOCAL_HOST, how_to_connect
 
@@ -50,31 +48,15 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
             f"Snowflake account {sf.account} (snowflake.local_server is false); use --env local"
         )
     spec = ConnectionSpec.from_settings(sf)
-    stop = threading.Event()
-    in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.getsignal(signal.SIGTERM) if in_main else None
-
-    def on_term(_signum: int, _frame: Any) -> None:
-        stop.set()
-
-    if in_main:
-        signal.signal(signal.SIGTERM, on_term)
-    try:
-        with local_warehouse(
-            ctx.paths.warehouse, database=spec.database, schema=spec.schema,
-            host=sf.host or LOCAL_HOST, port=args.port if args.port is not None else sf.port,
-            idle_transaction_seconds=args.idle_transaction_seconds, must_serve=True,
-            log_level=logging.DEBUG if ctx.verbose else logging.INFO,
-        ) as address:
-            lines = how_to_connect(address.endpoint.url, address.host, address.port, spec)
-            print("\n".join(lines), flush=True)
-            try:
-                while not stop.wait(0.5):
-                    pass
-            except KeyboardInterrupt:
-                pass
-    finally:
-        if in_main:
-            signal.signal(signal.SIGTERM, previous)
+    with (stop_on_sigterm() as stop,
+          local_warehouse(
+              ctx.paths.warehouse, database=spec.database, schema=spec.schema,
+              host=sf.host or LOCAL_HOST, port=args.port if args.port is not None else sf.port,
+              idle_transaction_seconds=args.idle_transaction_seconds, must_serve=True,
+              log_level=logging.DEBUG if ctx.verbose else logging.INFO,
+          ) as address):
+        lines = how_to_connect(address.endpoint.url, address.host, address.port, spec)
+        print("\n".join(lines), flush=True)
+        serve_until_stopped(stop)
     return JobResult(job="warehouse", details={"port": address.port},
                      messages=[f"local warehouse stopped ({ctx.paths.warehouse})"])

@@ -34,7 +34,7 @@ from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from memberscore.api.pool import WarehouseUnavailableError
-from memberscore.api.reads import NothingToServeError, PublishedReads, Timings, _iso
+from memberscore.api.reads import NothingToServeError, PublishedReads, Timings, iso_value
 from memberscore.errors import WarehouseError
 from memberscore.feature_registry import FEATURES
 
@@ -231,13 +231,13 @@ def _features_body(row: dict[str, Any]) -> dict[str, Any]:
     history = row.get("HISTORY_DAYS")
     return {
         "member_id": row["MEMBER_ID"],
-        "as_of_date": _iso(row["AS_OF_DATE"]),
+        "as_of_date": iso_value(row["AS_OF_DATE"]),
         "history_days": None if history is None else int(history),
         "features": features,
         "run_id": row.get("RUN_ID"),
-        "feature_cutoff_at": _iso(row.get("FEATURE_CUTOFF_AT")),
-        "computed_at": _iso(row.get("COMPUTED_AT")),
-        "published_at": _iso(row.get("PUBLISH_LOG_PUBLISHED_AT")),
+        "feature_cutoff_at": iso_value(row.get("FEATURE_CUTOFF_AT")),
+        "computed_at": iso_value(row.get("COMPUTED_AT")),
+        "published_at": iso_value(row.get("PUBLISH_LOG_PUBLISHED_AT")),
     }
 
 
@@ -247,7 +247,7 @@ def _value(value: Any) -> Any:
         exponent = value.as_tuple().exponent
         return str(value) if isinstance(exponent, int) and exponent < 0 else int(value)
     if isinstance(value, (dt.date, dt.datetime)):
-        return _iso(value)
+        return iso_value(value)
     return value
 
 

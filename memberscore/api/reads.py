@@ -126,14 +126,14 @@ class PublishedReads:
         row = rows[0]
         return {
             "member_id": row["MEMBER_ID"],
-            "as_of_date": _iso(row["AS_OF_DATE"]),
+            "as_of_date": iso_value(row["AS_OF_DATE"]),
             "score": float(row["SCORE"]),
             "score_band": row["SCORE_BAND"],
             "model_name": row["MODEL_NAME"],
             "model_version": row["MODEL_VERSION"],
             "run_id": row["RUN_ID"],
-            "scored_at": _iso(row["SCORED_AT"]),
-            "published_at": _iso(row["PUBLISHED_AT"]),
+            "scored_at": iso_value(row["SCORED_AT"]),
+            "published_at": iso_value(row["PUBLISHED_AT"]),
         }
 
     def features(self, timings: Timings, member_id: str,
@@ -159,7 +159,7 @@ class PublishedReads:
             "WHERE AS_OF_DATE = ? ORDER BY TABLE_NAME", (day,), "publish status of a day")
         tables = [{"table_name": r["TABLE_NAME"], "row_count": int(r["ROW_COUNT"]),
                    "checksum": r["CHECKSUM"], "run_id": r["RUN_ID"],
-                   "published_at": _iso(r["PUBLISHED_AT"])} for r in rows]
+                   "published_at": iso_value(r["PUBLISHED_AT"])} for r in rows]
         names = {t["table_name"] for t in tables}
         status = ("complete" if set(self.required) <= names
                   else "partial" if names else "absent")
@@ -204,7 +204,8 @@ def _date(value: Any) -> dt.date | None:
     return dt.date.fromisoformat(str(value))
 
 
-def _iso(value: Any) -> str | None:
+def iso_value(value: Any) -> str | None:
+    """A warehouse date or instant as ISO text (instants in UTC, with Z); None stays None."""
     if value is None:
         return None
     if isinstance(value, dt.datetime):
