@@ -10,6 +10,11 @@ STAMP  := $(VENV)/.installed
 # Delta's jars for local Spark, pinned in requirements/jars.txt, fetched with Maven.
 JAR_PINS := requirements/jars.txt
 JARS     := $(VENV)/share/memberscore/jars
+# The local Kafka broker (Apache Kafka, KRaft): requirements/broker/pom.xml pins it,
+# requirements/broker-jars.txt pins every jar Maven resolves for it.
+BROKER_POM  := requirements/broker/pom.xml
+BROKER_PINS := requirements/broker-jars.txt
+BROKER_JARS := $(VENV)/share/memberscore/broker-jars
 # The CSS, scripts and fonts of GX's Data Docs pages, pinned in
 # requirements/data-docs-assets/package-lock.json, fetched with npm.
 DOCS_ASSET_PINS := requirements/data-docs-assets
@@ -20,15 +25,19 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: install jars test test-faults demo bench bench-scale lint typecheck wheel docs constraints clean check-tools
 
-install: $(STAMP) $(JARS)/jars.txt $(DOCS_ASSETS)/package-lock.sha256
+install: $(STAMP) $(JARS)/jars.txt $(BROKER_JARS)/broker-jars.txt $(DOCS_ASSETS)/package-lock.sha256
 
 # Once per pin change: the manifest is copied in last, after every jar checked out.
 $(JARS)/jars.txt: $(JAR_PINS) requirements/fetch-jars.sh
 	@requirements/fetch-jars.sh $(JAR_PINS) $(JARS)
 
+$(BROKER_JARS)/broker-jars.txt: $(BROKER_POM) $(BROKER_PINS) requirements/fetch-broker-jars.sh
+	@requirements/fetch-broker-jars.sh $(BROKER_POM) $(BROKER_PINS) $(BROKER_JARS)
+
 # Fetch again whatever is missing or does not match its pinned sha256.
 jars:
 	@requirements/fetch-jars.sh $(JAR_PINS) $(JARS)
+	@requirements/fetch-broker-jars.sh $(BROKER_POM) $(BROKER_PINS) $(BROKER_JARS)
 
 # Once per lock change: the manifest (the lock's sha256) is written last, after npm ci.
 $(DOCS_ASSETS)/package-lock.sha256: $(DOCS_ASSET_PINS)/package.json $(DOCS_ASSET_PINS)/package-lock.json $(DOCS_ASSET_PINS)/.npmrc requirements/fetch-data-docs-assets.sh
@@ -45,6 +54,7 @@ check-tools:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' || { echo "make: $(PYTHON) is not Python 3.11" >&2; exit 1; }
 	@java -version >/dev/null 2>&1 || { echo "make: Java 17 is required for local Spark and 'java' was not found; install a JDK 17 (e.g. apt-get install openjdk-17-jre-headless)" >&2; exit 1; }
 	@command -v mvn >/dev/null 2>&1 || test -f $(JARS)/jars.txt || { echo "make: Maven ('mvn') is required once, to fetch Delta's jars (requirements/jars.txt); install it (e.g. apt-get install maven)" >&2; exit 1; }
+	@command -v mvn >/dev/null 2>&1 || test -f $(BROKER_JARS)/broker-jars.txt || { echo "make: Maven ('mvn') is required once, to fetch the local Kafka broker (requirements/broker/pom.xml); install it (e.g. apt-get install maven)" >&2; exit 1; }
 	@command -v npm >/dev/null 2>&1 || test -f $(DOCS_ASSETS)/package-lock.sha256 || { echo "make: npm is required once, to fetch the Data Docs assets (requirements/data-docs-assets/); install it (e.g. apt-get install npm)" >&2; exit 1; }
 
 # pytest exits 5 when it collected no test: that is a failure here, not a pass.
