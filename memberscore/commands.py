@@ -23,11 +23,13 @@ COMMANDS: dict[str, str] = {
     "monitor": "drift and freshness metrics for a day -> drift_metrics",
     "pipeline": "ingest, features, validate, score, publish, monitor for one day",
     "warehouse": "serve the local Snowflake-compatible warehouse in the foreground",
+    "broker": "serve the local Kafka broker in the foreground",
+    "events": "show the \"day published\" events; send the pending ones",
     "api": "serve the scores API (Flask) over the published tables",
 }
 
 # Commands that serve in the foreground, for a person: no Databricks entry point.
-SERVERS = frozenset({"warehouse", "api"})
+SERVERS = frozenset({"warehouse", "broker", "api"})
 
 # Commands a Databricks python_wheel_task runs, as `memberscore-<command>`.
 JOBS: tuple[str, ...] = tuple(name for name in COMMANDS if name not in SERVERS)

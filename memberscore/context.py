@@ -47,6 +47,11 @@ class Paths:
         return self.home / "warehouse"
 
     @property
+    def broker(self) -> Path:
+        """The local Kafka broker's data, log and address (memberscore.local.broker_server)."""
+        return self.home / "broker"
+
+    @property
     def reports(self) -> Path:
         return self.home / "reports"
 

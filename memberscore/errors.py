@@ -79,6 +79,12 @@ class PublishRunningError(WarehouseError):
     exit_code = 6
 
 
+class BrokerError(MemberscoreError):
+    """The Kafka broker could not be reached, started, or did not acknowledge an event."""
+
+    exit_code = 11
+
+
 class ModelError(MemberscoreError):
     """The model registry has no usable model, or a model does not fit the data."""
 

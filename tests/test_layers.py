@@ -63,7 +63,7 @@ def test_the_check_sees_lazy_imports(tmp_path: Path) -> None:
 HARNESS = "memberscore.local"
 # The commands that exist for the local harness itself: the synthetic bank and the
 # local warehouse.  Everything else is production.
-HARNESS_COMMANDS = ("demo", "generate", "warehouse")
+HARNESS_COMMANDS = ("demo", "generate", "warehouse", "broker")
 # The two lazy imports production may take, each only on a local or drill path
 # (module, then the name imported from it).
 LAZY_HARNESS_IMPORTS = {
@@ -71,6 +71,8 @@ LAZY_HARNESS_IMPORTS = {
                                          "memberscore.local.warehouse_server.local_warehouse"},
     "jobs/publish.py": {"memberscore.local.faults",
                         "memberscore.local.faults.hook_from_environment"},
+    "memberscore/events/kafka.py": {"memberscore.local.broker_server",
+                                    "memberscore.local.broker_server.local_broker"},
 }
 
 
