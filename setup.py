@@ -85,6 +85,7 @@ setup(
         "memberscore.quality",
         "memberscore.monitoring",
         "memberscore.api",
+        "memberscore.events",
     ],
     package_dir={
         "memberscore": "memberscore",
@@ -97,6 +98,8 @@ setup(
         # the run report's page (memberscore.reporting)
         "memberscore": ["log4j2.properties", "templates/*.j2"],
         "memberscore.api": ["openapi.yml"],
+        # the "day published" event's JSON Schema (memberscore.events.schema)
+        "memberscore.events": ["*.schema.json"],
         "memberscore.conf": ["*.yml"],
         "memberscore.expectations": ["*.json"],
     },
@@ -128,6 +131,8 @@ setup(
         # the scores API (memberscore api): Flask served by waitress (threads, no fork)
         "Flask>=3.1,<4",
         "waitress>=3.0.2,<4",
+        # the "day published" event on Kafka (memberscore.events): librdkafka's client
+        "confluent-kafka>=2.12,<3",
     ],
     extras_require={
         "local": [
@@ -138,6 +143,8 @@ setup(
         "dev": [
             "pytest>=8",
             "chispa>=0.10",
+            # tests validate every event against its JSON Schema
+            "jsonschema>=4.20",
             "ruff",
             "mypy",
             "types-PyYAML",

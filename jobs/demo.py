@@ -19,7 +19,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import json
 import logging
+from typing import Any
 
 from memberscore.context import JobResult, RunContext
 from memberscore.logs import Progress
@@ -121,12 +123,30 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
     stages.advance()
     result.rows.update(pipeline.rows)
     result.messages.extend(pipeline.messages)
+    result.messages.extend(_event_lines(pipeline.details.get("event")))
     if any(m.startswith("DRIFT ALERT") for m in pipeline.messages):
         result.messages.append(
             "(the demo runs monitor with monitor.warn_only: the drift alerts above are in "
             "the run report too; the nightly job fails on them with exit status 10)")
     result.messages.extend(_where_to_look(ctx, last_day, trained))
     return result
+
+
+def _event_lines(event: dict[str, Any] | None) -> list[str]:
+    """The "day published" event the publish sent, as a consumer receives it."""
+    if not event or event.get("status") != "sent":
+        return []
+    value = dict(event["value"])
+    tables = value.pop("tables")
+    lines = ["", f"Kafka event sent to {event['topic']} (partition {event['partition']}, "
+                 f"offset {event['offset']}, key {event['key']}):", "  {"]
+    for name, item in value.items():
+        lines.append(f"    {json.dumps(name)}: {json.dumps(item)},")
+    lines.append('    "tables": [')
+    lines += [f"      {json.dumps(t)}," for t in tables]
+    lines[-1] = lines[-1].rstrip(",")
+    lines += ["    ]", "  }"]
+    return lines
 
 
 def _where_to_look(ctx: RunContext, day: dt.date, trained: str) -> list[str]:
@@ -148,6 +168,10 @@ def _where_to_look(ctx: RunContext, day: dt.date, trained: str) -> list[str]:
         "  MEMBERSCORE_API_TOKEN=<a long random token> memberscore api",
         f"  then: curl -H \"Authorization: Bearer $MEMBERSCORE_API_TOKEN\" "
         f"http://{ctx.settings.api.host}:{ctx.settings.api.port}/v1/members/<member_id>/score",
+        "",
+        "Kafka events for product services (docs/events.md):",
+        "  memberscore events --tail  # the topic's events, as a consumer reads them",
+        "  memberscore events         # the outbox in Snowflake: sent or pending",
         "",
         "MLflow runs and the model registry:",
         f"  mlflow ui --backend-store-uri sqlite:///{ctx.paths.mlflow}/mlflow.db",

@@ -100,6 +100,7 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
     shown = Progress(f"pipeline {run_date}", total=len(steps), unit="steps",
                      every_seconds=float("inf"))
     failures: list[tuple[str, MemberscoreError]] = []
+    event_lines: list[str] = []
     for step in steps:
         if failures and not (step == PUBLISH_DRIFT
                              and isinstance(failures[0][1], DriftAlertError)):
@@ -119,6 +120,10 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
         step_warnings = list(step_result.details.get("validation_warnings", []))
         step_warnings += [f"DRIFT ALERT {line}" for line in step_result.details.get("alerts", [])]
         warnings.extend(step_warnings)
+        if "event" in step_result.details:  # publish's "day published" event
+            result.details["event"] = step_result.details["event"]
+            event_lines.extend(m for m in step_result.messages
+                               if m.startswith(("event ", "no event ", "also sent ")))
         note = f"{len(step_warnings)} warning(s)" if step_warnings else ""
         outcomes.append(StepOutcome(step, "ok", step_result.total_rows,
                                     time.monotonic() - start, note))
@@ -134,6 +139,7 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
                                 lines) from first
     result.messages.extend(summary_table(outcomes))
     result.messages.extend(warnings)
+    result.messages.extend(event_lines)
     report = _write_report(ctx, run_date, outcomes)
     result.messages.append(f"pipeline for {run_date} finished: run_id {ctx.run_id}")
     if report is not None:

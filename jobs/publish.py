@@ -15,22 +15,33 @@ drift_metrics) and has rows for D must have passed the data quality gate for D: 
 day never validated, whose validation is stale (its rows were rewritten after it)
 or whose critical expectations failed is refused (QualityGateError) and nothing is
 published.  See docs/data-quality.md.
+
+With conf `events.enabled`, the publish's transaction also records the day's "day
+published" event in Snowflake's EVENT_OUTBOX (when the day is complete), and after
+COMMIT every pending event is sent to Kafka and marked sent on the broker's
+acknowledgement.  A broker that cannot be reached leaves the event pending and the
+publish still succeeds; `memberscore events --resend` (or the next publish) sends it.
+The local broker is launched when the job starts, so it is up by the time the
+day is committed.  See docs/events.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from memberscore.args import iso_date
 from memberscore.context import JobResult, RunContext
+from memberscore.events import DayPublishedEvents, describe_event, event_details, open_broker
 from memberscore.quality import VALIDATED_TABLES, require_passed
 from memberscore.quality.gate import day_rows
-from memberscore.warehouse import LOG_TABLE, publish_tables, published_tables
-from memberscore.warehouse.publisher import FAULT_ENV_VAR, FaultHook
+from memberscore.warehouse import LOG_TABLE, TableSelection, publish_tables, published_tables
+from memberscore.warehouse.identifiers import identifier
+from memberscore.warehouse.publisher import FAULT_ENV_VAR, FaultHook, required_tables
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,18 +61,35 @@ def _fault_hook(env: str) -> FaultHook | None:
     return hook_from_environment(env)
 
 
+@contextlib.contextmanager
+def _event_hooks(ctx: RunContext,
+                 selection: TableSelection) -> Iterator[DayPublishedEvents | None]:
+    """The "day published" event's hooks: None with events.enabled false, or when only
+    optional tables are published (the nightly drift_metrics publish after monitor
+    does not announce the day again).  A local broker is launched here and waited for
+    only when an event is sent."""
+    required = required_tables(ctx.settings)
+    if not ctx.settings.events.enabled or not any(
+            identifier(t, "table name") in required for t in selection.tables):
+        yield None
+        return
+    with open_broker(ctx.settings, ctx.paths.broker) as broker:
+        yield DayPublishedEvents(ctx.settings, broker, claimer=ctx.run_id)
+
+
 def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
     selection = published_tables(ctx.settings, args.table)
     fault_hook = _fault_hook(ctx.env)
-    # pin each table's version once: the gate checks it and the publisher exports it,
-    # so a rewrite between the two can never publish rows nobody validated
-    versions = {t: v for t in selection.tables if (v := ctx.lake.version(t)) is not None}
-    warnings = require_validated(ctx, selection.tables, args.run_date, versions)
-    outcome = publish_tables(
-        ctx.settings, ctx.lake, ctx.spark, warehouse_dir=ctx.paths.warehouse,
-        run_id=ctx.run_id, selection=selection, day=args.run_date, fault_hook=fault_hook,
-        verbose=ctx.verbose, versions=versions,
-    )
+    with _event_hooks(ctx, selection) as events:
+        # pin each table's version once: the gate checks it and the publisher exports
+        # it, so a rewrite between the two can never publish rows nobody validated
+        versions = {t: v for t in selection.tables if (v := ctx.lake.version(t)) is not None}
+        warnings = require_validated(ctx, selection.tables, args.run_date, versions)
+        outcome = publish_tables(
+            ctx.settings, ctx.lake, ctx.spark, warehouse_dir=ctx.paths.warehouse,
+            run_id=ctx.run_id, selection=selection, day=args.run_date, fault_hook=fault_hook,
+            verbose=ctx.verbose, versions=versions, hooks=events,
+        )
     sf = ctx.settings.snowflake
     schema = f"{sf.database}.{sf.schema}".upper()
     messages = [
@@ -75,6 +103,9 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
         for table, why in outcome.skipped
     ]
     messages += warnings
+    event_lines = (describe_event(events.recorded, outcome.after_commit, args.run_date)
+                   if events is not None else [])
+    messages += event_lines
     messages.append(f"look: SELECT * FROM {schema}.{LOG_TABLE} WHERE AS_OF_DATE = "
                     f"'{args.run_date}' ORDER BY TABLE_NAME")
     if sf.local_server:
@@ -88,6 +119,8 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
     if outcome.skipped:
         details["skipped"] = dict(outcome.skipped)
     details["statements"] = outcome.statements
+    if events is not None and events.recorded is not None:
+        details["event"] = event_details(events.recorded, outcome.after_commit)
     return JobResult(job="publish", rows={r.table: r.rows for r in outcome.published},
                      details=details, messages=messages)
 

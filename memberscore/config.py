@@ -173,6 +173,28 @@ def _snowflake_host(value: str) -> str:
     return conf_host(value)
 
 
+_BOOTSTRAP_SERVER = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?)"
+                               r":([0-9]{1,5})$")
+
+
+def _bootstrap_servers(value: str) -> str:
+    """`host:port[,host:port...]`, each port 1-65535 (Kafka's bootstrap.servers)."""
+    servers = [part.strip() for part in value.split(",")]
+    for server in servers:
+        match = _BOOTSTRAP_SERVER.match(server)
+        if match is None or not 0 < int(match.group(2)) <= 65535:
+            where = f" in {value!r}" if len(servers) > 1 else ""
+            raise ValueError(f"expected host:port[,host:port...], found {server!r}{where}")
+    return ",".join(servers)
+
+
+def _kafka_topic(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9._\-]{1,249}", value) or value in {".", ".."}:
+        raise ValueError(f"expected a Kafka topic name (letters, digits, '.', '_', '-'), "
+                         f"found {value!r}")
+    return value
+
+
 def _lake_table(value: str) -> str:
     from memberscore.errors import TableError
     from memberscore.lake.base import validate_identifier
@@ -423,6 +445,38 @@ class ApiSettings:
 
 
 @dataclass(frozen=True, config=_CONF)
+class EventsSettings:
+    """The "day published" event on Kafka (memberscore.events, docs/events.md)."""
+
+    # false: publish records and sends no event (the outbox is left alone)
+    enabled: StrictBool
+    topic: Annotated[Text, AfterValidator(_kafka_topic)]
+    # host:port,...; null: the local broker under <home>/broker (events.local_broker)
+    bootstrap_servers: Annotated[Text, AfterValidator(_bootstrap_servers)] | None
+    # true: start the local broker when bootstrap_servers is null
+    local_broker: StrictBool
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None
+    sasl_username: SecretRef | None
+    sasl_password: SecretRef | None
+    client_id: Text
+    # a CA bundle (PEM) for SSL / SASL_SSL brokers signed by the bank's own CA
+    ssl_ca_location: Text | None
+    # an unacknowledged event is left pending after this long (the publish succeeds)
+    delivery_timeout_seconds: AtLeastOne
+
+    def __post_init__(self) -> None:
+        if self.enabled and self.bootstrap_servers is None and not self.local_broker:
+            raise ValueError("events.bootstrap_servers is required when events.enabled is "
+                             "true and events.local_broker is false")
+        if self.security_protocol.startswith("SASL_") and (
+                self.sasl_mechanism is None or self.sasl_username is None
+                or self.sasl_password is None):
+            raise ValueError(f"events.security_protocol {self.security_protocol} needs "
+                             "sasl_mechanism, sasl_username and sasl_password")
+
+
+@dataclass(frozen=True, config=_CONF)
 class Settings:
     """Everything a run needs to know, for one environment."""
 
@@ -438,6 +492,7 @@ class Settings:
     snowflake: SnowflakeSettings
     monitor: MonitorSettings
     api: ApiSettings
+    events: EventsSettings
 
     def home_path(self) -> Path:
         """The directory holding all local state: conf `home`, else $MEMBERSCORE_HOME,

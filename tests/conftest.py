@@ -83,6 +83,27 @@ def _console_as_configured_by_default() -> Iterator[None]:
     logs.configure_logging(verbose=False)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One real Kafka broker (the local KRaft broker) for the whole session, on a free
+    loopback port; every job of the session sends its events there (through
+    MEMBERSCORE__EVENTS__BOOTSTRAP_SERVERS, so subprocesses that keep the variable do
+    too).  Its bootstrap address."""
+    from memberscore.local.broker_server import local_broker
+
+    with local_broker(tmp_path_factory.mktemp("kafka"), must_serve=True) as handle:
+        bootstrap = handle.address().bootstrap_servers
+        previous = os.environ.get("MEMBERSCORE__EVENTS__BOOTSTRAP_SERVERS")
+        os.environ["MEMBERSCORE__EVENTS__BOOTSTRAP_SERVERS"] = bootstrap
+        try:
+            yield bootstrap
+        finally:
+            if previous is None:
+                os.environ.pop("MEMBERSCORE__EVENTS__BOOTSTRAP_SERVERS", None)
+            else:
+                os.environ["MEMBERSCORE__EVENTS__BOOTSTRAP_SERVERS"] = previous
+
+
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh $MEMBERSCORE_HOME for one test."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from pyspark.sql import functions as F
 from memberscore.cli import main
 from memberscore.config import load_settings
 from memberscore.context import RunContext
+from memberscore.events import read_topic
 from memberscore.feature_registry import FEATURES
 from memberscore.models.registry import ModelRegistry
 from memberscore.models.tracking import configure_mlflow
@@ -23,18 +25,22 @@ from memberscore.warehouse import open_warehouse
 @pytest.mark.slow
 def test_demo_trains_runs_the_pipeline_and_publishes(
         home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-        compiled_spark) -> None:  # type: ignore[no-untyped-def]
+        compiled_spark, kafka_broker: str) -> None:  # type: ignore[no-untyped-def]
     # The generated days end yesterday, so this small bank (about 430 rows a day) is
     # new every day; its dirty rows and duplicates passed 1% on one day of the window
     # ending 2026-12-03 (1.09%). The threshold has tests of its own (test_ingest.py).
     monkeypatch.setenv("MEMBERSCORE__INGEST__MAX_BAD_ROW_SHARE", "0.03")
+    # the demo's "day published" event goes to a topic of its own on the session broker
+    topic = f"demo.day_published.{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("MEMBERSCORE__EVENTS__TOPIC", topic)
     # 150 days: 90 of history, then labels on both sides of the 3-week holdout
     assert main(["demo", "--members", "300", "--days", "150", "--seed", "5"]) == 0
     captured = capsys.readouterr()
     out = captured.out
     # a person's console: stages, progress, warnings, the step table, where to look;
     # every log line (MLflow's own prints included) in the run's log file
-    assert len(out.splitlines()) + len(captured.err.splitlines()) <= 60, captured
+    # (the Kafka event it sent takes 20 of them)
+    assert len(out.splitlines()) + len(captured.err.splitlines()) <= 80, captured
     assert not [line for line in captured.err.splitlines() if " INFO " in line]
     (log_line,) = [line for line in out.splitlines() if line.startswith("full log: ")]
     log_text = Path(log_line.split(": ", 1)[1]).read_text(encoding="utf-8")
@@ -57,13 +63,23 @@ def test_demo_trains_runs_the_pipeline_and_publishes(
         scores = conn.execute("SELECT COUNT(*), COUNT(DISTINCT MEMBER_ID), MIN(SCORE), "
                               "MAX(SCORE) FROM MEMBER_SCORES WHERE AS_OF_DATE = ?", [day],
                               what="test read")
-        published = conn.execute("SELECT TABLE_NAME FROM PUBLISH_LOG WHERE AS_OF_DATE = ? "
-                                  "ORDER BY TABLE_NAME", [day], what="test read")
+        published = conn.execute("SELECT TABLE_NAME, ROW_COUNT, CHECKSUM, RUN_ID FROM "
+                                  "PUBLISH_LOG WHERE AS_OF_DATE = ? ORDER BY TABLE_NAME",
+                                  [day], what="test read")
     rows, members, low, high = scores[0]
     assert rows == members > 100  # one score per member of the day, none doubled
     assert 0 <= low <= high <= 1
     assert [r[0] for r in published] == ["DRIFT_METRICS", "MEMBER_FEATURES_DAILY",
                                          "MEMBER_SCORES"]
+    # one "day published" event for the day, printed by the demo, its tables those of
+    # PUBLISH_LOG (drift_metrics is published after it, by monitor's step, with no event)
+    (event,) = list(read_topic(ctx.settings.events, kafka_broker, topic=topic))
+    assert event.key == day
+    assert f"Kafka event sent to {topic} (partition 0, offset 0, key {day}):" in out
+    assert f'"event_id": "{event.value["event_id"]}",' in out
+    assert [(t["table_name"], t["row_count"], t["checksum"], t["run_id"])
+            for t in event.value["tables"]] == [tuple(r) for r in published[1:]]
+    assert event.value["model_version"] == "1"
     # the scores API serves the demo's day: a member's score as Snowflake has it
     assert "memberscore api" in out
     assert_api_serves_the_day(ctx, monkeypatch, day)

@@ -48,7 +48,12 @@ def test_wheel_contents(wheel: Path) -> None:
                      "memberscore/local/__init__.py", "memberscore/local/warehouse_server.py",
                      # the scores API and its OpenAPI document
                      "memberscore/api/app.py", "memberscore/api/openapi.yml",
-                     "memberscore/jobs/api.py"]:
+                     "memberscore/jobs/api.py",
+                     # the "day published" event, its schema, and its commands
+                     "memberscore/events/outbox.py",
+                     "memberscore/events/day_published.v1.schema.json",
+                     "memberscore/local/broker_server.py", "memberscore/jobs/events.py",
+                     "memberscore/jobs/broker.py"]:
         assert required in names, required
     assert not any(n.startswith(("jobs/", "transforms/", "tests/")) for n in names)
     # the Data Docs assets (memberscore.quality.data_docs), from `make install`'s folder
@@ -66,6 +71,8 @@ def test_wheel_contents(wheel: Path) -> None:
         assert f"memberscore-{job} = memberscore.entrypoints:{job}" in text
     assert "memberscore-warehouse" not in text
     assert "memberscore-api" not in text  # a server, not a Databricks job
+    assert "memberscore-broker" not in text
+    assert "memberscore-events = memberscore.entrypoints:events" in text
 
 
 def test_wheel_installs_and_runs_in_a_fresh_venv(wheel: Path, tmp_path: Path) -> None:

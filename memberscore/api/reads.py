@@ -26,7 +26,7 @@ from memberscore.config import Settings
 from memberscore.errors import WarehouseError
 from memberscore.tables import MEMBER_FEATURES_DAILY, MEMBER_SCORES
 from memberscore.warehouse.identifiers import identifier
-from memberscore.warehouse.publisher import LOG_TABLE
+from memberscore.warehouse.publisher import LOG_TABLE, required_tables
 
 # Snowflake: "Object does not exist or not authorized" (nothing published yet)
 DOES_NOT_EXIST = 2003
@@ -66,10 +66,8 @@ class PublishedReads:
     """The API's queries over one pool of warehouse sessions."""
 
     def __init__(self, settings: Settings, pool: SessionPool) -> None:
-        sf = settings.snowflake
         self.pool = pool
-        self.required = tuple(identifier(t, "published table") for t in sf.published_tables
-                              if t not in sf.optional_tables)
+        self.required = required_tables(settings)
         self.default_model = settings.api.model_name or settings.models.names[0]
         marks = ", ".join("?" for _ in self.required)
         # the complete days, as a common table expression (its parameters: required)

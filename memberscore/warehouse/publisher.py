@@ -51,7 +51,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from memberscore.errors import InputError, TableError, WarehouseError
 from memberscore.tables import OUTPUT_TABLES, TableSpec
@@ -94,6 +94,20 @@ class FaultPoint(StrEnum):
 
 FaultHook = Callable[[FaultPoint, str, "WarehouseConnection"], None]
 
+
+class CommitHooks(Protocol):
+    """What else a publish does in Snowflake around its transaction (the "day
+    published" event's outbox, memberscore.events): before BEGIN (DDL), inside the
+    transaction after every table's swap (so it commits or rolls back with them), and
+    after COMMIT and reconciliation (its result is kept in `PublishOutcome.after_commit`)."""
+
+    def before_transaction(self, conn: WarehouseConnection) -> None: ...
+
+    def in_transaction(self, conn: WarehouseConnection, day: dt.date, run_id: str,
+                       published_at: dt.datetime) -> None: ...
+
+    def after_commit(self, conn: WarehouseConnection) -> Any: ...
+
 # Set to publish:<point>[:<action>] to stop a publish at a step (docs/publish.md).
 FAULT_ENV_VAR = "MEMBERSCORE_FAULT"
 
@@ -134,6 +148,17 @@ def published_tables(settings: Settings, requested: Sequence[str] | None) -> Tab
             f"{', '.join(configured)} (conf snowflake.published_tables)"
         )
     return TableSelection(tuple(chosen), frozenset())
+
+
+def required_tables(settings: Settings) -> tuple[str, ...]:
+    """The Snowflake names of the tables a complete day has: conf
+    `snowflake.published_tables` less `snowflake.optional_tables` (so
+    MEMBER_FEATURES_DAILY and MEMBER_SCORES).  A day is complete when each has its
+    PUBLISH_LOG row; the API serves only complete days and the "day published" event
+    is sent only for them."""
+    sf = settings.snowflake
+    return tuple(identifier(t, "published table") for t in dict.fromkeys(sf.published_tables)
+                 if t not in sf.optional_tables)
 
 
 class NothingToPublishError(TableError):
@@ -196,8 +221,11 @@ class Publisher:
     """Publishes days of lake tables to one Snowflake schema (see the module doc)."""
 
     def __init__(self, lake: Lake, *, spool_root: Path, run_id: str,
-                 fault_hook: FaultHook | None = None) -> None:
+                 fault_hook: FaultHook | None = None,
+                 hooks: CommitHooks | None = None) -> None:
         self.lake = lake
+        self.hooks = hooks
+        self.after_commit: Any = None
         self.spool_root = spool_root
         self.run_id = run_id
         self._run_path = run_id_path_part(run_id)
@@ -474,6 +502,8 @@ class Publisher:
             for item in prepared:
                 loaded.append(item)
                 shapes[item.table] = self._load_staging(conn, item, laps[item.table])
+            if self.hooks is not None:
+                self.hooks.before_transaction(conn)
             published_at = dt.datetime.now(dt.UTC)
             with conn.transaction(f"publish {day} of {', '.join(p.target for p in prepared)}"):
                 for i, item in enumerate(prepared):
@@ -481,9 +511,13 @@ class Publisher:
                         self._fault(FaultPoint.BETWEEN_TABLES, item, conn)
                     replaced[item.table] = self._swap(conn, item, published_at)
                     laps[item.table]("transaction")
+                if self.hooks is not None:
+                    self.hooks.in_transaction(conn, day, self.run_id, published_at)
             for item in prepared:
                 self._reconcile(conn, item)
                 laps[item.table]("reconcile")
+            if self.hooks is not None:
+                self.after_commit = self.hooks.after_commit(conn)
         finally:
             for item in loaded:
                 self._cleanup(conn, self.staging_name(item))
@@ -527,12 +561,15 @@ class PublishOutcome:
     published: tuple[PublishedDay, ...]
     skipped: tuple[tuple[str, str], ...]
     statements: int = 0
+    # what the commit hooks' after_commit returned (the event delivery), if they ran
+    after_commit: Any = None
 
 
 def publish_tables(settings: Settings, lake: Lake, spark: SparkSession, *,
                    warehouse_dir: Path, run_id: str, selection: TableSelection, day: dt.date,
                    fault_hook: FaultHook | None = None, verbose: bool = False,
-                   versions: Mapping[str, int] | None = None) -> PublishOutcome:
+                   versions: Mapping[str, int] | None = None,
+                   hooks: CommitHooks | None = None) -> PublishOutcome:
     """Publish `day` of the selected tables, holding the day's publish lock (a second
     publish of the day stops with PublishRunningError; spool folders of killed
     publishes are removed first): every table spooled (so a missing required table
@@ -548,7 +585,7 @@ def publish_tables(settings: Settings, lake: Lake, spark: SparkSession, *,
     """
     del spark
     publisher = Publisher(lake, spool_root=warehouse_dir / "spool", run_id=run_id,
-                          fault_hook=fault_hook)
+                          fault_hook=fault_hook, hooks=hooks)
     lock_dir = warehouse_dir / "locks"
     with day_lock(lock_dir, day, run_id):
         remove_leftover_spools(publisher.spool_root, lock_dir, day)
@@ -579,7 +616,8 @@ def _publish_locked(settings: Settings, publisher: Publisher, *, warehouse_dir: 
         with open_warehouse(settings, warehouse_dir, purpose=f"publish {run_id}",
                             verbose=verbose) as conn:
             published = publisher.publish(conn, prepared)
-        return PublishOutcome(published, tuple(skipped), conn.statements)
+        return PublishOutcome(published, tuple(skipped), conn.statements,
+                              publisher.after_commit)
     finally:
         for p in prepared:
             publisher.discard(p)

@@ -53,12 +53,18 @@ def main(argv: list[str] | None = None) -> int:
               ("concurrency", runs.concurrency_cases), ("quality", runs.quality_cases),
               ("arguments", runs.argument_cases)]
     if any(wanted(name) for name, _ in groups):
-        base, setup = runs.build_base(work)
-        report([setup])
-        if base is not None and setup.verdict == "ok":
-            for name, cases in groups:
-                if wanted(name):
-                    report(cases(base, work))
+        from memberscore.local.broker_server import local_broker
+        from tests.faults.harness import BROKER_VAR
+
+        # one Kafka broker for every case's "day published" events, as in `make test`
+        with local_broker(work / "kafka", must_serve=True) as broker:
+            os.environ[BROKER_VAR] = broker.address().bootstrap_servers
+            base, setup = runs.build_base(work)
+            report([setup])
+            if base is not None and setup.verdict == "ok":
+                for name, cases in groups:
+                    if wanted(name):
+                        report(cases(base, work))
 
     lost = sum(o.lost for o in outcomes)
     twice = sum(o.doubled for o in outcomes)

@@ -117,8 +117,13 @@ def _forget_tables() -> None:
         session._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()  # type: ignore[union-attr]
 
 
+# kept for the child: the suite's Kafka broker (tests.faults.__main__)
+BROKER_VAR = "MEMBERSCORE__EVENTS__BOOTSTRAP_SERVERS"
+
+
 def subprocess_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MEMBERSCORE")}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("MEMBERSCORE") or k == BROKER_VAR}
     env.update(MEMBERSCORE_HOME=str(home), PYSPARK_PYTHON=PYTHON,
                MEMBERSCORE__SPARK__DRIVER_MEMORY="1g", **(extra or {}))
     return env
