@@ -7,7 +7,8 @@ import pytest
 from memberscore.cli import COMMANDS, main
 
 CONTRACT_COMMANDS = {"demo", "generate", "ingest", "features", "backfill", "validate",
-                     "train", "score", "publish", "monitor", "pipeline", "warehouse", "broker", "events", "api"}
+                     "train", "score", "publish", "monitor", "pipeline", "warehouse", "broker",
+                     "events", "api"}
 
 
 def test_help_lists_every_contract_command(capsys: pytest.CaptureFixture[str]) -> None:
