@@ -212,3 +212,40 @@ def test_no_step_that_can_fail_on_data_quality_is_retried() -> None:
         assert task["max_retries"] == 0, task["task_key"]
         assert "min_retry_interval_millis" not in task, task["task_key"]
         assert "retry_on_timeout" not in task, task["task_key"]
+
+
+# The commands that send the "day published" event (docs/events.md), and the Kafka
+# SASL credentials their cluster needs: env var (as conf/<target>.yml refers to it) ->
+# key in the target's secret scope.
+EVENT_SENDERS = {"memberscore-publish", "memberscore-events"}
+KAFKA_SECRETS = {"KAFKA_SASL_USERNAME": "kafka-sasl-username",
+                 "KAFKA_SASL_PASSWORD": "kafka-sasl-password"}
+
+
+def test_the_clusters_that_send_events_get_the_kafka_credentials_conf_reads() -> None:
+    """Every job cluster that runs publish or events passes the two Kafka secrets from
+    the target's scope (Databricks resolves and redacts them), as the variables every
+    target's conf reads; no other cluster gets them."""
+    from memberscore.config import load_settings
+
+    expected = {name: f"{{{{secrets/${{var.snowflake_secret_scope}}/{key}}}}}"
+                for name, key in KAFKA_SECRETS.items()}
+    senders = []
+    for job in _jobs().values():
+        sending = {t["job_cluster_key"] for t in job["tasks"]
+                   if t["python_wheel_task"]["entry_point"] in EVENT_SENDERS}
+        for cluster in job["job_clusters"]:
+            env = cluster["new_cluster"].get("spark_env_vars") or {}
+            kafka = {k: v for k, v in env.items() if k.startswith("KAFKA_")}
+            if cluster["job_cluster_key"] in sending:
+                senders.append(job["name"])
+                assert kafka == expected, job["name"]
+            else:
+                assert kafka == {}, job["name"]
+    assert senders == ["memberscore-nightly-${bundle.target}"]
+    for target in _load(REPO / "databricks.yml")["targets"]:
+        events = load_settings(target).events
+        assert events.enabled and events.security_protocol == "SASL_SSL", target
+        assert events.sasl_username is not None and events.sasl_password is not None
+        assert {events.sasl_username.reference, events.sasl_password.reference} == {
+            f"${{{name}}}" for name in KAFKA_SECRETS}, target

@@ -152,7 +152,9 @@ def test_env_var_secret_is_resolved_only_when_revealed(
     conf_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = conf_dir / "local.yml"
-    path.write_text(path.read_text() + "  password: ${MS_TEST_SNOWFLAKE_PASSWORD}\n")
+    # into the snowflake section (local.yml does not end with it)
+    path.write_text(path.read_text().replace(
+        "\nsnowflake:\n", "\nsnowflake:\n  password: ${MS_TEST_SNOWFLAKE_PASSWORD}\n", 1))
     monkeypatch.delenv("MS_TEST_SNOWFLAKE_PASSWORD", raising=False)
     settings = load_settings("local", conf_dir)  # loading does not need the value
     secret = settings.snowflake.password
@@ -171,7 +173,9 @@ def test_env_var_secret_is_resolved_only_when_revealed(
 
 def test_literal_secret_values_are_refused(conf_dir: Path) -> None:
     path = conf_dir / "local.yml"
-    path.write_text(path.read_text() + "  password: plain-text-password\n")
+    # into the snowflake section (local.yml does not end with it)
+    path.write_text(path.read_text().replace(
+        "\nsnowflake:\n", "\nsnowflake:\n  password: plain-text-password\n", 1))
     with pytest.raises(ConfigError) as err:
         load_settings("local", conf_dir)
     assert "secret values never go in conf files" in str(err.value)
@@ -366,3 +370,99 @@ def test_a_secret_value_appears_in_no_message(monkeypatch: pytest.MonkeyPatch,
     shown += [captured.out, captured.err, *(r.getMessage() for r in caplog.records)]
     for text in shown:
         assert referenced not in text and literal not in text
+
+
+# --------------------------------------------------------------------------- events
+
+
+@pytest.fixture
+def packaged_events_conf(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The events section as the conf files set it: without the test session's broker
+    (conftest points MEMBERSCORE__EVENTS__BOOTSTRAP_SERVERS at it)."""
+    monkeypatch.delenv("MEMBERSCORE__EVENTS__BOOTSTRAP_SERVERS", raising=False)
+
+
+@pytest.mark.usefixtures("packaged_events_conf")
+def test_local_sends_events_to_the_local_broker_without_auth() -> None:
+    events = load_settings("local").events
+    assert events.enabled and events.local_broker and events.bootstrap_servers is None
+    assert (events.security_protocol, events.sasl_mechanism) == ("PLAINTEXT", None)
+    assert events.topic == "memberscore.day_published.v1"
+
+
+@pytest.mark.usefixtures("packaged_events_conf")
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_databricks_targets_send_events_over_sasl_ssl_with_secret_references(
+        env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bank's broker of the target, SASL_SSL with SCRAM, and the credentials as
+    references to the env vars the bundle fills from the secret scope: loading the conf
+    needs neither variable (a secret is looked up only when the producer is built)."""
+    monkeypatch.delenv("KAFKA_SASL_USERNAME", raising=False)
+    monkeypatch.delenv("KAFKA_SASL_PASSWORD", raising=False)
+    events = load_settings(env).events
+    assert events.enabled and not events.local_broker
+    assert events.bootstrap_servers == f"kafka-{env}.bank.internal:9093"
+    assert (events.security_protocol, events.sasl_mechanism) == ("SASL_SSL", "SCRAM-SHA-512")
+    assert isinstance(events.sasl_username, Secret) and isinstance(events.sasl_password, Secret)
+    assert (events.sasl_username.reference, events.sasl_password.reference) == (
+        "${KAFKA_SASL_USERNAME}", "${KAFKA_SASL_PASSWORD}")
+    assert not events.sasl_password.is_set()
+    with pytest.raises(ConfigError, match="environment variable KAFKA_SASL_PASSWORD is not set"):
+        events.sasl_password.reveal()
+
+
+@pytest.mark.usefixtures("packaged_events_conf")
+@pytest.mark.parametrize(("env", "overrides", "message"), [
+    ("local", {"MEMBERSCORE__EVENTS__BOOTSTRAP_SERVERS": "nonsense"},
+     "environment variable MEMBERSCORE__EVENTS__BOOTSTRAP_SERVERS: conf key "
+     "'events.bootstrap_servers': expected host:port[,host:port...], found 'nonsense'"),
+    ("prod", {"MEMBERSCORE__EVENTS__BOOTSTRAP_SERVERS": "kafka-1.bank.internal:9093,kafka-2:0"},
+     "conf key 'events.bootstrap_servers': expected host:port[,host:port...], found "
+     "'kafka-2:0'"),
+    ("local", {"MEMBERSCORE__EVENTS__SECURITY_PROTOCOL": "SASL_SSL"},
+     "events.security_protocol SASL_SSL needs sasl_mechanism, sasl_username and "
+     "sasl_password"),
+    ("local", {"MEMBERSCORE__EVENTS__SECURITY_PROTOCOL": "SASL_SSL",
+               "MEMBERSCORE__EVENTS__SASL_MECHANISM": "SCRAM-SHA-512",
+               "MEMBERSCORE__EVENTS__SASL_USERNAME": "${KAFKA_SASL_USERNAME}"},
+     "events.security_protocol SASL_SSL needs sasl_mechanism, sasl_username and "
+     "sasl_password"),
+    ("prod", {"MEMBERSCORE__EVENTS__SASL_PASSWORD": "null"},
+     "events.security_protocol SASL_SSL needs sasl_mechanism, sasl_username and "
+     "sasl_password"),
+    ("prod", {"MEMBERSCORE__EVENTS__SASL_MECHANISM": "GSSAPI"},
+     "conf key 'events.sasl_mechanism' must be one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512"),
+    ("dev", {"MEMBERSCORE__EVENTS__BOOTSTRAP_SERVERS": "null"},
+     "events.bootstrap_servers is required when events.enabled is true and "
+     "events.local_broker is false"),
+    ("local", {"MEMBERSCORE__EVENTS__TOPIC": "day published"},
+     "conf key 'events.topic': expected a Kafka topic name"),
+    ("local", {"MEMBERSCORE__EVENTS__DELIVERY_TIMEOUT_SECONDS": "0"},
+     "conf key 'events.delivery_timeout_seconds' must be at least 1, found 0"),
+])
+def test_events_conf_is_checked_when_it_is_loaded(
+        env: str, overrides: dict[str, str], message: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A broker address that is not host:port, SASL without its mechanism and both
+    credentials, no broker at all: one line naming the key, before any work starts."""
+    for variable, value in overrides.items():
+        monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as err:
+        load_settings(env)
+    text = str(err.value)
+    assert message in text
+    assert "\n" not in text
+
+
+@pytest.mark.usefixtures("packaged_events_conf")
+def test_events_disabled_needs_no_broker_and_a_literal_sasl_secret_is_refused(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEMBERSCORE__EVENTS__ENABLED", "false")
+    monkeypatch.setenv("MEMBERSCORE__EVENTS__BOOTSTRAP_SERVERS", "null")
+    assert load_settings("prod").events.enabled is False
+    monkeypatch.setenv("MEMBERSCORE__EVENTS__SASL_PASSWORD", "s3cr3t-kafka-password")
+    with pytest.raises(ConfigError) as err:
+        load_settings("prod")
+    assert "conf key 'events.sasl_password'" in str(err.value)
+    assert "secret values never go in conf files" in str(err.value)
+    assert "s3cr3t-kafka-password" not in str(err.value)
