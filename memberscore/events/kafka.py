@@ -250,26 +250,31 @@ def read_topic(settings: EventsSettings, bootstrap: str, *, topic: str | None = 
             error = message.error()
             if error is not None:
                 if error.code() == KafkaError._PARTITION_EOF:
-                    at_end.add(message.partition())
+                    at_end.add(int(message.partition() or 0))
                     if not follow and at_end >= set(partitions):
                         break
                     continue
                 raise BrokerError(f"reading {topic} at {bootstrap} failed: "
                                   f"{_scrub(str(error.str()), revealed)}")
-            at_end.discard(message.partition())
+            partition, offset = int(message.partition() or 0), int(message.offset() or 0)
+            at_end.discard(partition)
             kind, stamp = message.timestamp()
-            raw = message.value()
-            try:
-                value: Any = json.loads(raw) if raw is not None else None
-            except ValueError:
-                value = raw.decode("utf-8", errors="replace")
+            raw, key = message.value(), message.key()
+            value: Any = None
+            if raw is not None:
+                try:
+                    value = json.loads(raw)
+                except ValueError:
+                    value = bytes(raw).decode("utf-8", errors="replace")
+            found = message.headers() or []
+            headers = list(found.items()) if isinstance(found, dict) else list(found)
             yield TopicEvent(
-                topic=topic, partition=int(message.partition()), offset=int(message.offset()),
+                topic=topic, partition=partition, offset=offset,
                 timestamp=(dt.datetime.fromtimestamp(stamp / 1000, dt.UTC).isoformat()
                            .replace("+00:00", "Z") if kind else None),
-                key=None if message.key() is None else message.key().decode(),
-                headers={k: (v.decode() if isinstance(v, bytes) else str(v))
-                         for k, v in (message.headers() or [])},
+                key=None if key is None else bytes(key).decode(),
+                headers={name: (v.decode() if isinstance(v, bytes) else str(v))
+                         for name, v in headers},
                 value=value)
     finally:
         consumer.close()

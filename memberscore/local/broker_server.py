@@ -43,7 +43,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from memberscore.errors import BrokerError, MissingDependencyError
 from memberscore.local.warehouse_server import check_loopback
@@ -277,8 +277,9 @@ class LocalBroker:
 
         from memberscore.events.kafka import client_log
 
-        admin = AdminClient({"bootstrap.servers": self.address.bootstrap_servers,
-                             "logger": client_log})
+        config: dict[str, Any] = {"bootstrap.servers": self.address.bootstrap_servers,
+                                  "logger": client_log}
+        admin = AdminClient(config)
         while True:
             try:
                 admin.list_topics(timeout=max(1.0, deadline - time.monotonic()))
