@@ -410,7 +410,7 @@ def test_memberscore_broker_serves_and_jobs_of_the_home_use_it(tmp_path: Path) -
         again = subprocess.run([*cli, "--verbose", "events", "--tail"], env=_cli_env(home),
                                text=True, capture_output=True, timeout=120, check=False)
         assert again.returncode == 0, again.stderr
-        assert f"using the local Kafka broker of process {server.pid} on {bootstrap}" in \
+        assert f"using the local broker served by process {server.pid} on {bootstrap}" in \
             again.stderr
         # a second `memberscore broker` for the home refuses
         second = subprocess.run([*cli, "broker"], env=_cli_env(home), text=True,

@@ -4,7 +4,8 @@
 The bank's platform runs Kafka; locally the same broker runs as a child JVM of the
 process that needs it, from the jars `make install` fetched with Maven
 (`<venv>/share/memberscore/broker-jars`, pinned in requirements/broker-jars.txt).
-One broker per home, found the way the local warehouse is found:
+One broker per home, found the way the local warehouse is found
+(`memberscore.local.home_server`):
 
 - `broker.lock` is held with `flock` by the process that started the broker, and
   inherited by the JVM, so the kernel releases it only when both are gone (even after
@@ -29,7 +30,6 @@ import contextlib
 import ctypes
 import datetime as dt
 import fcntl
-import json
 import logging
 import os
 import shutil
@@ -41,12 +41,12 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from memberscore.errors import BrokerError, MissingDependencyError
-from memberscore.local.warehouse_server import check_loopback
+from memberscore.local.home_server import HomeServers, answers, check_loopback
 
 log = logging.getLogger(__name__)
 
@@ -112,38 +112,12 @@ class BrokerAddress:
         return f"{self.host}:{self.port}"
 
 
-def read_state(directory: Path) -> BrokerAddress | None:
-    """The recorded broker address, or None when absent or unreadable."""
-    try:
-        data = json.loads((directory / STATE_FILE).read_text(encoding="utf-8"))
-        return BrokerAddress(**data)
-    except (OSError, ValueError, TypeError):
-        return None
-
-
-def _write_state(directory: Path, address: BrokerAddress) -> None:
-    tmp = directory / f".{STATE_FILE}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(asdict(address), indent=2) + "\n", encoding="utf-8")
-    tmp.replace(directory / STATE_FILE)
-
-
 def _listens(host: str, port: int, timeout: float = 1.0) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):
             return True
     except OSError:
         return False
-
-
-def _answers(address: BrokerAddress) -> bool:
-    """Whether the recorded JVM exists and its port accepts connections."""
-    try:
-        os.kill(address.pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return _listens(address.host, address.port)
 
 
 def _free_port(host: str) -> int:
@@ -288,7 +262,7 @@ class LocalBroker:
                 if self._process.poll() is not None or time.monotonic() > deadline:
                     self._fail(f"the local Kafka broker on {host}:{port} does not answer: {exc}")
                 time.sleep(0.2)
-        _write_state(self.directory, self.address)
+        _SERVERS.write_state(self.directory, self.address)
         self._ready.set()
         log.info("local Kafka broker ready on %s (%s)", self.address.bootstrap_servers,
                  self.directory)
@@ -313,10 +287,7 @@ class LocalBroker:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self._process.pid, signal.SIGKILL)
                 self._process.wait(timeout=10)
-        state = read_state(self.directory)
-        if state is not None and state.owner_pid == os.getpid():
-            with contextlib.suppress(OSError):
-                (self.directory / STATE_FILE).unlink()
+        _SERVERS.forget_state(self.directory)
         if not self._lock_file.closed:
             with contextlib.suppress(OSError):
                 fcntl.flock(self._lock_file, fcntl.LOCK_UN)
@@ -330,19 +301,17 @@ def _quote(text: str) -> str:
     return shlex.quote(text)
 
 
-_guard = threading.Lock()
-_current: LocalBroker | None = None
+_SERVERS: HomeServers[LocalBroker, BrokerAddress] = HomeServers(
+    kind="local broker", lock_file=LOCK_FILE, state_file=STATE_FILE, error=BrokerError,
+    address_cls=BrokerAddress, owner=lambda a: a.owner_pid,
+    alive=lambda a: answers(a.pid, a.host, a.port), where=lambda a: a.bootstrap_servers,
+    use_hint="use it")
+atexit.register(_SERVERS.stop_all)
 
 
-def _stop_at_exit() -> None:
-    global _current
-    with _guard:
-        if _current is not None:
-            _current.stop()
-            _current = None
-
-
-atexit.register(_stop_at_exit)
+def read_state(directory: Path) -> BrokerAddress | None:
+    """The recorded broker address, or None when absent or unreadable."""
+    return _SERVERS.read_state(directory)
 
 
 @dataclass
@@ -370,78 +339,20 @@ def local_broker(directory: Path, *, host: str = "127.0.0.1", port: int | None =
 
     `must_serve` (for `memberscore broker`) refuses to use another process's broker.
     """
-    global _current
     directory = directory.resolve()
-    check_loopback(host)
-    directory.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        with _guard:
-            if _current is not None:
-                if _current.directory != directory:
-                    raise BrokerError(
-                        f"this process already runs the local broker {_current.directory}; "
-                        f"it cannot also run {directory} (one local broker per process)")
-                if must_serve:
-                    raise BrokerError(
-                        f"the local broker {directory} is already run by this process on "
-                        f"{_current.address.bootstrap_servers}")
-                _current.refs += 1
-                owned = _current
-                break
-            lock_file = open(directory / LOCK_FILE, "a+")  # noqa: SIM115 - held while serving
-            try:
-                fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                lock_file.close()
-            else:
-                try:
-                    _current = LocalBroker.launch(directory, lock_file, host=host, port=port,
-                                                  jars_dir=jars_dir)
-                except BaseException:
-                    with contextlib.suppress(OSError):
-                        fcntl.flock(lock_file, fcntl.LOCK_UN)
-                    lock_file.close()
-                    raise
-                _current.refs = 1
-                owned = _current
-                break
-        # Another process holds the lock: its broker serves, starts, or stops.
-        state = read_state(directory)
-        if state is not None and state.owner_pid != os.getpid() and _answers(state):
-            if must_serve:
-                raise BrokerError(
-                    f"the local broker {directory} is already served by process "
-                    f"{state.owner_pid} on {state.bootstrap_servers}; use it, or stop that "
-                    "process first")
-            log.info("using the local Kafka broker of process %d on %s", state.owner_pid,
-                     state.bootstrap_servers)
-            yield BrokerHandle(None, state)
-            return
-        if time.monotonic() > deadline:
-            raise BrokerError(
-                f"the local broker {directory} is locked by another process, which does not "
-                f"answer{f' on {state.bootstrap_servers}' if state else ''} after "
-                f"{wait_seconds:.0f}s; if that process is hung, stop it (pid "
-                f"{state.owner_pid if state else 'unknown'}) and retry")
-        time.sleep(0.2)
+    check_loopback(host, what="the local broker", key="the broker's host")
 
-    try:
-        yield BrokerHandle(owned, None)
-    finally:
-        with _guard:
-            owned.refs -= 1
-            if owned.refs <= 0 and _current is owned:
-                _current = None
-                owned.stop()
+    def start(lock_file: IO[str]) -> LocalBroker:
+        return LocalBroker.launch(directory, lock_file, host=host, port=port,
+                                  jars_dir=jars_dir)
 
-
-def serving_here(directory: Path) -> LocalBroker | None:
-    """The broker this process runs for `directory`, else None."""
-    with _guard:
-        if _current is not None and _current.directory == directory.resolve():
-            return _current
-    return None
+    with _SERVERS.use(directory, start,
+                      here=lambda broker: broker.address.bootstrap_servers,
+                      wait_seconds=wait_seconds, must_serve=must_serve) as found:
+        if isinstance(found, LocalBroker):
+            yield BrokerHandle(found, None)
+        else:
+            yield BrokerHandle(None, found)
 
 
 def describe(address: BrokerAddress) -> list[str]:

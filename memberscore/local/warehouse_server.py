@@ -13,7 +13,9 @@ it instead of fighting over the file:
 `local_warehouse(...)` connects to the running server when the lock is held (waiting
 for `server.json` while a server is still starting), and otherwise starts one in a
 thread of this process and stops it on exit, so `memberscore publish` leaves nothing
-running.  `memberscore warehouse` is the same server in the foreground.
+running.  `memberscore warehouse` is the same server in the foreground.  The lock
+and state protocol is `memberscore.local.home_server`'s, shared with the local Kafka
+broker.
 
 Transactions a client leaves behind: a session that stops talking for
 `idle_transaction_seconds` while a transaction is open (a killed publish, or a client
@@ -41,8 +43,6 @@ import atexit
 import contextlib
 import datetime as dt
 import fcntl
-import ipaddress
-import json
 import logging
 import os
 import re
@@ -52,11 +52,12 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from memberscore.errors import ConfigError, MissingDependencyError, WarehouseError
+from memberscore.errors import MissingDependencyError, WarehouseError
+from memberscore.local.home_server import HomeServers, answers, check_loopback
 from memberscore.warehouse.connection import Endpoint
 
 log = logging.getLogger(__name__)
@@ -89,47 +90,17 @@ class ServerAddress:
 
 def read_state(directory: Path) -> ServerAddress | None:
     """The recorded server address, or None when absent or unreadable."""
-    try:
-        data = json.loads((directory / STATE_FILE).read_text(encoding="utf-8"))
-        return ServerAddress(**data)
-    except (OSError, ValueError, TypeError):
-        return None
+    return _SERVERS.read_state(directory)
 
 
-def _write_state(directory: Path, address: ServerAddress) -> None:
-    tmp = directory / f".{STATE_FILE}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(asdict(address), indent=2) + "\n", encoding="utf-8")
-    tmp.replace(directory / STATE_FILE)
+def _answers(address: ServerAddress) -> bool:
+    return answers(address.pid, address.host, address.port)
 
 
-def _answers(address: ServerAddress, timeout: float = 1.0) -> bool:
-    """Whether the recorded process exists and its port accepts connections."""
-    try:
-        os.kill(address.pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # exists, owned by another user
-    try:
-        with socket.create_connection((address.host, address.port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def check_loopback(host: str) -> str:
-    """The local server has no authentication, so it only listens on loopback."""
-    try:
-        resolved = socket.gethostbyname(host)
-        loopback = ipaddress.ip_address(resolved).is_loopback
-    except (OSError, ValueError):
-        loopback = False
-    if not loopback:
-        raise ConfigError(
-            f"snowflake.host is {host!r}, but the local warehouse has no authentication "
-            "and listens on loopback only; use 127.0.0.1"
-        )
-    return host
+_SERVERS: HomeServers[LocalServer, ServerAddress] = HomeServers(
+    kind="local warehouse", lock_file=LOCK_FILE, state_file=STATE_FILE,
+    error=WarehouseError, address_cls=ServerAddress, owner=lambda a: a.pid, alive=_answers,
+    where=lambda a: a.endpoint.url, use_hint="connect to it")
 
 
 # --------------------------------------------------------------- session watchdog
@@ -417,7 +388,7 @@ class LocalServer:
             started_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             directory=str(directory),
         )
-        _write_state(directory, address)
+        _SERVERS.write_state(directory, address)
         log.info("local warehouse serving %s on http://%s:%d", directory, host, bound_port)
         return cls(directory, lock_file, address, server, thread, watch, fake, previous_fake)
 
@@ -433,10 +404,7 @@ class LocalServer:
         with contextlib.suppress(Exception):
             self._fake.duck_conn.close()  # checkpoints and releases DuckDB's file lock
         fs_server.shared_fs = self._previous_fake
-        state = read_state(self.directory)
-        if state is not None and state.pid == os.getpid():
-            with contextlib.suppress(OSError):
-                (self.directory / STATE_FILE).unlink()
+        _SERVERS.forget_state(self.directory)
         shutil.rmtree(self.directory / STAGE_DIR, ignore_errors=True)
         with contextlib.suppress(OSError):
             fcntl.flock(self._lock_file, fcntl.LOCK_UN)
@@ -444,27 +412,13 @@ class LocalServer:
         log.info("local warehouse stopped (%s)", self.directory)
 
 
-_guard = threading.Lock()
-_current: LocalServer | None = None
-
-
-def _stop_at_exit() -> None:
-    global _current
-    with _guard:
-        if _current is not None:
-            _current.stop()
-            _current = None
-
-
-atexit.register(_stop_at_exit)
+atexit.register(_SERVERS.stop_all)
 
 
 def serving_here(directory: Path) -> ServerAddress | None:
     """The address when this process serves `directory`, else None."""
-    with _guard:
-        if _current is not None and _current.directory == directory.resolve():
-            return _current.address
-    return None
+    server = _SERVERS.serving_here(directory)
+    return None if server is None else server.address
 
 
 @contextlib.contextmanager
@@ -486,73 +440,15 @@ def local_warehouse(
     `must_serve` (for `memberscore warehouse`) refuses to use another process's server.
     `log_level` is for fakesnow's own request log (quiet inside jobs).
     """
-    global _current
     directory = directory.resolve()
     check_loopback(host)
-    directory.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        with _guard:
-            if _current is not None:
-                if _current.directory != directory:
-                    raise WarehouseError(
-                        f"this process already serves the local warehouse {_current.directory}; "
-                        f"it cannot also serve {directory} (one local warehouse per process)"
-                    )
-                if must_serve:
-                    raise WarehouseError(
-                        f"the local warehouse {directory} is already served by this process "
-                        f"on {_current.address.endpoint.url}"
-                    )
-                _current.refs += 1
-                owned = _current
-                break
-            lock_file = open(directory / LOCK_FILE, "a+")  # noqa: SIM115 - held while serving
-            try:
-                fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                lock_file.close()
-            else:
-                try:
-                    _current = LocalServer.start(
-                        directory, lock_file, database=database, schema=schema, host=host,
-                        port=port, idle_transaction_seconds=idle_transaction_seconds,
-                        log_level=log_level)
-                except BaseException:
-                    with contextlib.suppress(OSError):
-                        fcntl.flock(lock_file, fcntl.LOCK_UN)
-                    lock_file.close()
-                    raise
-                _current.refs = 1
-                owned = _current
-                break
-        # Another process holds the lock: it serves, or is starting, or is stopping.
-        state = read_state(directory)
-        if state is not None and state.pid != os.getpid() and _answers(state):
-            if must_serve:
-                raise WarehouseError(
-                    f"the local warehouse {directory} is already served by process "
-                    f"{state.pid} on {state.endpoint.url}; connect to it, or stop that "
-                    "process first"
-                )
-            log.info("using the local warehouse served by process %d on %s",
-                     state.pid, state.endpoint.url)
-            yield state
-            return
-        if time.monotonic() > deadline:
-            raise WarehouseError(
-                f"the local warehouse {directory} is locked by another process, which "
-                f"does not answer{f' on {state.endpoint.url}' if state else ''} after "
-                f"{wait_seconds:.0f}s; if that process is hung, stop it (pid "
-                f"{state.pid if state else 'unknown'}) and retry"
-            )
-        time.sleep(0.2)
 
-    try:
-        yield owned.address
-    finally:
-        with _guard:
-            owned.refs -= 1
-            if owned.refs <= 0 and _current is owned:
-                _current = None
-                owned.stop()
+    def start(lock_file: Any) -> LocalServer:
+        return LocalServer.start(directory, lock_file, database=database, schema=schema,
+                                 host=host, port=port,
+                                 idle_transaction_seconds=idle_transaction_seconds,
+                                 log_level=log_level)
+
+    with _SERVERS.use(directory, start, here=lambda server: server.address.endpoint.url,
+                      wait_seconds=wait_seconds, must_serve=must_serve) as found:
+        yield found.address if isinstance(found, LocalServer) else found
