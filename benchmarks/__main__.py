@@ -23,6 +23,7 @@ MODULES = [
     "bench_score",
     "bench_publish",
     "bench_api",
+    "bench_events",
     "bench_monitor",
     "bench_backends",
 ]

@@ -120,7 +120,8 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
         details["skipped"] = dict(outcome.skipped)
     details["statements"] = outcome.statements
     if events is not None and events.recorded is not None:
-        details["event"] = event_details(events.recorded, outcome.after_commit)
+        details["event"] = {**event_details(events.recorded, outcome.after_commit),
+                            "send_seconds": events.send_seconds}
     return JobResult(job="publish", rows={r.table: r.rows for r in outcome.published},
                      details=details, messages=messages)
 

@@ -13,6 +13,7 @@ import dataclasses
 import datetime as dt
 import logging
 import secrets
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -91,6 +92,7 @@ class DayPublishedEvents:
         self.broker = broker
         self.claimer = claimer
         self.recorded: OutboxEvent | NoEvent | None = None
+        self.send_seconds = 0.0  # after COMMIT: claim, send, acknowledgement, mark
 
     def before_transaction(self, conn: WarehouseConnection) -> None:
         self.outbox.ensure(conn)
@@ -100,6 +102,7 @@ class DayPublishedEvents:
         self.recorded = self.outbox.record(conn, day, run_id, published_at)
 
     def after_commit(self, conn: WarehouseConnection) -> DeliveryReport:
+        started = time.monotonic()
         try:
             return deliver_pending(self.settings, conn, self.broker, claimer=self.claimer)
         except MemberscoreError as exc:
@@ -107,6 +110,8 @@ class DayPublishedEvents:
             # the events pending for the next sender, it does not fail the publish
             log.warning("events not delivered: %s", exc)
             return DeliveryReport(error=str(exc))
+        finally:
+            self.send_seconds = round(time.monotonic() - started, 3)
 
 
 def describe(recorded: OutboxEvent | NoEvent | None, report: DeliveryReport | None,
