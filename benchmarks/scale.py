@@ -21,6 +21,9 @@ scale, 200,000 members x 90 days by default, each timed on a warm Spark session.
      same-output floor of `benchmarks.features_floor` (its rows must equal the
      job's), with the job's split (`features_job_aggregate_seconds`, `_write_`,
      `_other_`);
+   - `validate_<table>_seconds`: each table's suite for the last day once more,
+     alone on the warm session (bronze transactions, features, scores), so a miss of
+     `validate_vs_features` shows which suite its time goes to;
    - per step, the peak resident memory of this Python process and of the Spark JVM
      and the JVM's peak heap in use (`<step>_driver_rss_mb`, `<step>_jvm_rss_mb`,
      `<step>_jvm_heap_used_mb`), sampled twice a second.
@@ -69,6 +72,7 @@ from benchmarks.bench_score import register_quick_model
 from benchmarks.common import Measurement, Workspace, report, run_child
 from memberscore.context import RunContext
 from memberscore.logs import configure_logging
+from memberscore.quality import VALIDATED_TABLES, validate_table
 from memberscore.runner import execute, job_arguments
 from memberscore.schemas import SOURCES, bronze_table, quarantine_table
 
@@ -227,6 +231,7 @@ def run_size(members: int, days: int, workdir: Path) -> list[Measurement]:
         Measurement("ingest_last_day_seconds", seconds["ingest"], "s"),
     ]
     results += features_against_floor(ctx, last)
+    results += validation_split(ctx, last)
     for step in ("backfill30", *STEPS):
         peaks = sampler.peaks(*spans[step])
         if peaks is None:  # a step shorter than a sample
@@ -260,6 +265,23 @@ def features_against_floor(ctx: RunContext, day: dt.date) -> list[Measurement]:
         Measurement("features_job_other_seconds",
                     job - split["aggregate_seconds"] - split["write_seconds"], "s"),
     ]
+
+
+def validation_split(ctx: RunContext, day: dt.date) -> list[Measurement]:
+    """`validate_<table>_seconds`: each suite of `day` validated once more, alone, on
+    the warm session (results kept, as the job keeps them): where the pipeline's
+    validation time goes, table by table.  The pipeline's `validate` step runs the
+    bronze suite and reuses the features step's validation of its snapshot; `score`
+    validates the scores it writes."""
+    results = []
+    for table in VALIDATED_TABLES:
+        started = time.monotonic()
+        outcome = validate_table(ctx, table, day, raise_on_critical=False)
+        results.append(Measurement(
+            f"validate_{table}_seconds", time.monotonic() - started, "s",
+            note=f"{outcome.row_count or 0:,} rows, {len(outcome.expectations)} "
+                 "expectations, alone on the warm session"))
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
