@@ -24,6 +24,7 @@ import statistics
 from pyspark.sql import functions as F
 
 from benchmarks.common import Measurement, Workspace, timer
+from memberscore.context import RunContext
 from memberscore.local.warehouse_server import local_warehouse
 from memberscore.warehouse import WarehouseConnection, open_warehouse, publish_tables
 from memberscore.warehouse.publisher import PreparedDay, Publisher, TableSelection
@@ -65,7 +66,8 @@ def _feature_day(ws: Workspace):  # type: ignore[no-untyped-def]
     )
 
 
-def _floor_once(conn: WarehouseConnection, prepared: PreparedDay, run: str) -> float:
+def _floor_once(conn: WarehouseConnection, prepared: PreparedDay, run: str,
+                rows: int) -> float:
     """Seconds for one PUT plus one COPY of the prepared Parquet files into an empty table."""
     columns = [Column(c.source, c.name, c.type, True) for c in prepared.columns]
     conn.execute(create_table_sql("BENCH_FLOOR_TARGET", columns, replace=True), what="table")
@@ -76,7 +78,7 @@ def _floor_once(conn: WarehouseConnection, prepared: PreparedDay, run: str) -> f
                      "FILE_FORMAT = (TYPE = PARQUET) "
                      "MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE PURGE = TRUE", what="copy")
     loaded = conn.execute("SELECT COUNT(*) FROM BENCH_FLOOR_TARGET", what="count")
-    assert loaded == [(ROWS,)], loaded
+    assert loaded == [(rows,)], loaded
     return t["seconds"]
 
 
@@ -85,7 +87,15 @@ def run(ws: Workspace) -> list[Measurement]:
     if not ws.done("publish_day") or not ctx.lake.exists(TABLE):
         ctx.lake.replace_where(TABLE, _feature_day(ws), {"as_of_date": DAY}, ["as_of_date"])
         ws.mark("publish_day")
-    settings = ws.settings
+    return publish_against_floor(ctx, TABLE, DAY, ROWS, RUNS)
+
+
+def publish_against_floor(ctx: RunContext, table: str, day: dt.date, rows: int,
+                          runs: int, prefix: str = "publish") -> list[Measurement]:
+    """`<prefix>_vs_floor` and its split: publishes of `table`'s `day` (`rows` rows in
+    the lake) alternated with the floor, PUT + COPY of the same spooled files, after
+    one warm-up of each, against one warm local server; medians of `runs`."""
+    settings = ctx.settings
     sf = settings.snowflake
     warehouse = ctx.paths.warehouse
     median = statistics.median
@@ -97,29 +107,32 @@ def run(ws: Workspace) -> list[Measurement]:
             with timer() as t:
                 outcome = publish_tables(settings, ctx.lake, ctx.spark,
                                          warehouse_dir=warehouse, run_id=run_id,
-                                         selection=TableSelection((TABLE,), frozenset()),
-                                         day=DAY)
+                                         selection=TableSelection((table,), frozenset()),
+                                         day=day)
             (result,) = outcome.published
-            assert result.rows == ROWS
+            assert result.rows == rows, (result.rows, rows)
             statements.append(outcome.statements)
             log.info("publish %s: %.3fs, %d statements, %s", run_id, t["seconds"],
                      outcome.statements, result.seconds)
             return t["seconds"], result.seconds
 
-        # The floor loads the very files a publish spools (its own export of the day).
-        publisher = Publisher(ctx.lake, spool_root=warehouse / "spool", run_id="bench-floor")
-        floor_files = publisher.prepare(TABLE, DAY)
+        # The floor loads the very files a publish spools (its own export of the day),
+        # spooled outside the publishes' folder: a publish removes what other runs left
+        # in the day's spool before it spools its own.
+        publisher = Publisher(ctx.lake, spool_root=warehouse / "bench-floor-spool",
+                              run_id="bench-floor")
+        floor_files = publisher.prepare(table, day)
         publish_times, floor_times, steps = [], [], []
         try:
             with open_warehouse(settings, warehouse, purpose="bench floor") as floor_conn:
                 floor_conn.execute("CREATE STAGE IF NOT EXISTS BENCH_FLOOR", what="stage")
                 publish_once("bench-warmup")
-                _floor_once(floor_conn, floor_files, "warmup")
-                for i in range(RUNS):
+                _floor_once(floor_conn, floor_files, "warmup", rows)
+                for i in range(runs):
                     seconds, step = publish_once(f"bench-{i}")
                     publish_times.append(seconds)
                     steps.append(step)
-                    floor_times.append(_floor_once(floor_conn, floor_files, f"run{i}"))
+                    floor_times.append(_floor_once(floor_conn, floor_files, f"run{i}", rows))
                 floor_conn.execute("DROP TABLE IF EXISTS BENCH_FLOOR_TARGET", what="drop")
         finally:
             publisher.discard(floor_files)
@@ -135,14 +148,15 @@ def run(ws: Workspace) -> list[Measurement]:
                                                              strict=True))
 
     return [
-        Measurement("publish_vs_floor", publish_seconds / floor_seconds, "x", target=1.5,
-                    note=f"publish {publish_seconds:.2f}s / PUT+COPY {floor_seconds:.2f}s"),
-        Measurement("publish_rows_per_second", ROWS / publish_seconds, "rows/s"),
-        Measurement("publish_load_vs_floor", load_seconds / floor_seconds, "x"),
-        Measurement("publish_seconds", publish_seconds, "s"),
-        Measurement("publish_spool_seconds", median(spool_times), "s"),
-        Measurement("publish_load_seconds", load_seconds, "s"),
-        Measurement("publish_floor_put_copy_seconds", floor_seconds, "s"),
-        Measurement("publish_statements_per_table_day", statements[-1], "statements",
+        Measurement(f"{prefix}_vs_floor", publish_seconds / floor_seconds, "x", target=1.5,
+                    note=f"publish {publish_seconds:.2f}s / PUT+COPY {floor_seconds:.2f}s, "
+                         f"{rows:,} rows of {table}"),
+        Measurement(f"{prefix}_rows_per_second", rows / publish_seconds, "rows/s"),
+        Measurement(f"{prefix}_load_vs_floor", load_seconds / floor_seconds, "x"),
+        Measurement(f"{prefix}_seconds", publish_seconds, "s"),
+        Measurement(f"{prefix}_spool_seconds", median(spool_times), "s"),
+        Measurement(f"{prefix}_load_seconds", load_seconds, "s"),
+        Measurement(f"{prefix}_floor_put_copy_seconds", floor_seconds, "s"),
+        Measurement(f"{prefix}_statements_per_table_day", statements[-1], "statements",
                     note="a day of an existing table; the floor sends 2 (PUT, COPY)"),
     ]
