@@ -193,27 +193,29 @@ def register_quick_model(ctx: RunContext, name: str, day: dt.date,
 # --------------------------------------------------------------------------- floor
 
 
-def _floor(ctx: RunContext, out: Path) -> None:
-    """The same output in one process: load the version, read, predict, write."""
+def _floor(ctx: RunContext, out: Path, model_name: str = MODEL, day: dt.date = DAY) -> int:
+    """The same output in one process: load the version, read, predict, write; the
+    rows scored."""
     import mlflow
     from deltalake import DeltaTable, write_deltalake
 
     registry = ModelRegistry(configure_mlflow(ctx))
-    version = registry.resolve(MODEL, ctx.settings.models.champion_alias)
+    version = registry.resolve(model_name, ctx.settings.models.champion_alias)
     model = mlflow.sklearn.load_model(version.uri)
     features = model_feature_names()
     rows = DeltaTable(ctx.lake.location(TABLE)).to_pandas(
         columns=["member_id", "as_of_date", *features],
-        filters=[("as_of_date", "=", DAY)])
+        filters=[("as_of_date", "=", day)])
     inputs = rows[features].astype("float64")
     result = pd.DataFrame({
         "member_id": rows["member_id"],
         "as_of_date": rows["as_of_date"],
-        "model_name": MODEL,
+        "model_name": model_name,
         "model_version": version.version,
         "score": model.predict_proba(inputs)[:, 1],
     })
     write_deltalake(str(out), result, mode="overwrite")
+    return len(result)
 
 
 def _predict_only(ctx: RunContext) -> float:

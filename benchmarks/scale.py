@@ -21,6 +21,13 @@ scale, 200,000 members x 90 days by default, each timed on a warm Spark session.
      same-output floor of `benchmarks.features_floor` (its rows must equal the
      job's), with the job's split (`features_job_aggregate_seconds`, `_write_`,
      `_other_`);
+   - `score_vs_floor` (target 1.5 at 200,000 members): the scoring of the last day
+     once more against `bench_score`'s floor (the same model's predict over the same
+     rows in one process, plus the same write), the same number of rows;
+   - `publish_<table>_vs_floor` (target 1.5 at 200,000 members) for the features and
+     the scores of the last day, with `bench_publish`'s split and
+     `publish_<table>_statements_per_table_day`: a publish against PUT + COPY of the
+     same spooled files into an empty table, alternated, after a warm-up of each;
    - `validate_<table>_seconds`: each table's suite for the last day once more,
      alone on the warm session (bronze transactions, features, scores), so a miss of
      `validate_vs_features` shows which suite its time goes to;
@@ -39,7 +46,8 @@ Across sizes, with the largest against 20,000 members: `features_scale_ratio`
 (target 10: linear or better), `ingest_scale_ratio` (seconds per row, target 1.2)
 and `driver_rss_scale_ratio` (the Python driver's peak over the steps, target 2).
 Targets: `generate_peak_rss_mb` 2048 and `backfill30_vs_one_day` 3 at every size;
-at 200,000 members `ingest_history_seconds` 900 and `validate_vs_features` 0.10.
+at 200,000 members `ingest_history_seconds` 900, `validate_vs_features` 0.10,
+`features_vs_floor` 1.15, and 1.5 for `score_vs_floor` and each `publish_<table>_vs_floor`.
 
 Writes `benchmarks/results-scale.json` (name, value, unit, target, ok, as
 `results.json`) and `benchmarks/results-scale.svg` (seconds per 1,000 members against
@@ -65,12 +73,16 @@ from functools import partial
 from pathlib import Path
 
 from pyspark.sql import functions as F
+from threadpoolctl import threadpool_limits
 
 from benchmarks import features_floor
 from benchmarks.bench_features import _best, _features_job
+from benchmarks.bench_publish import publish_against_floor
+from benchmarks.bench_score import _floor as score_floor
 from benchmarks.bench_score import register_quick_model
 from benchmarks.common import Measurement, Workspace, report, run_child
 from memberscore.context import RunContext
+from memberscore.jobs.score import score_day
 from memberscore.logs import configure_logging
 from memberscore.quality import VALIDATED_TABLES, validate_table
 from memberscore.runner import execute, job_arguments
@@ -232,6 +244,10 @@ def run_size(members: int, days: int, workdir: Path) -> list[Measurement]:
     ]
     results += features_against_floor(ctx, last)
     results += validation_split(ctx, last)
+    results += score_against_floor(ctx, last, home)
+    for table, step in (("member_features_daily", "features"), ("member_scores", "score")):
+        results += publish_against_floor(ctx, table, last, steps[step].rows or 0, runs=1,
+                                         prefix=f"publish_{table}")
     for step in ("backfill30", *STEPS):
         peaks = sampler.peaks(*spans[step])
         if peaks is None:  # a step shorter than a sample
@@ -264,6 +280,32 @@ def features_against_floor(ctx: RunContext, day: dt.date) -> list[Measurement]:
         Measurement("features_job_write_seconds", split["write_seconds"], "s"),
         Measurement("features_job_other_seconds",
                     job - split["aggregate_seconds"] - split["write_seconds"], "s"),
+    ]
+
+
+def score_against_floor(ctx: RunContext, day: dt.date, home: Path) -> list[Measurement]:
+    """`score_vs_floor`: the scoring of `day` (`score_day`, the job less its input
+    gate) once more on the warm session, against the same model's predict over the
+    same rows in one process plus the same write (`bench_score`'s floor, warmed once,
+    then timed once, on one thread); both must score the same number of rows."""
+    started = time.monotonic()
+    scored = score_day(RunContext(ctx.settings, run_id="bench-scale-score", spark=ctx.spark),
+                       day).rows["member_scores"]
+    job = time.monotonic() - started
+    model = ctx.settings.models.names[0]
+    out = home / "score-floor"
+    with threadpool_limits(limits=1):
+        score_floor(ctx, out, model, day)
+        started = time.monotonic()
+        rows = score_floor(ctx, out, model, day)
+        floor = time.monotonic() - started
+    if rows != scored:
+        raise RuntimeError(f"score floor scored {rows:,} rows, the job {scored:,}")
+    return [
+        Measurement("score_vs_floor", job / floor, "ratio",
+                    note=f"{job:.1f}s / {floor:.1f}s, {rows:,} rows"),
+        Measurement("score_job_seconds", job, "s"),
+        Measurement("score_floor_seconds", floor, "s"),
     ]
 
 
@@ -346,7 +388,9 @@ def _with_targets(by_size: dict[int, dict[str, Measurement]]) -> list[Measuremen
     targets = {"generate_peak_rss_mb": 2048.0, "backfill30_vs_one_day": 3.0}
     at_20k = {"features_vs_floor": 1.25}
     big_only = {"ingest_history_seconds": 900.0, "validate_vs_features": 0.10,
-                "features_vs_floor": 1.15}
+                "features_vs_floor": 1.15, "score_vs_floor": 1.5,
+                "publish_member_features_daily_vs_floor": 1.5,
+                "publish_member_scores_vs_floor": 1.5}
     results = []
     for members, figures in by_size.items():
         for m in figures.values():
