@@ -299,6 +299,30 @@ def test_unknown_table_has_no_suite(gate_ctx: RunContext) -> None:
         validate_table(gate_ctx, "drift_metrics", D)
 
 
+def test_bronze_row_count_is_compared_with_the_same_weekday_a_week_before(
+        gate_ctx: RunContext, spark: SparkSession) -> None:
+    """Transactions follow the week: a quiet Sunday before a busy Monday is not the
+    Monday's reference, the Monday a week before is; features and scores keep the
+    previous day."""
+    def bronze_day(day: dt.date, rows: int) -> None:
+        copies = [{**BRONZE_GOOD[0], "transaction_id": f"T{day:%m%d}-{i}", "landing_date": day}
+                  for i in range(rows)]
+        gate_ctx.lake.replace_where(BRONZE_TRANSACTIONS.name,
+                                    frame(spark, BRONZE_TRANSACTIONS, copies),
+                                    {"landing_date": day}, partition_by=["landing_date"])
+
+    monday = D  # 2026-01-05
+    assert monday.weekday() == 0
+    bronze_day(monday - dt.timedelta(days=1), 2)  # the quiet Sunday before
+    assert previous_row_count(gate_ctx, BRONZE_TRANSACTIONS, monday) is None  # no Monday yet
+    bronze_day(monday - dt.timedelta(days=7), 10)
+    bronze_day(monday - dt.timedelta(days=14), 4)
+    assert previous_row_count(gate_ctx, BRONZE_TRANSACTIONS, monday) == 10
+    assert previous_row_count(gate_ctx, BRONZE_TRANSACTIONS,
+                              monday - dt.timedelta(days=7)) == 4
+    assert FEATURES.row_count_reference == SCORES.row_count_reference == "previous_day"
+
+
 # --------------------------------------------------------------------------- the command
 
 

@@ -238,13 +238,16 @@ def day_rows(ctx: RunContext, spec: ValidatedTable, run_date: dt.date,
 
 
 def previous_row_count(ctx: RunContext, spec: ValidatedTable, run_date: dt.date) -> int | None:
-    """The row count of the latest day before `run_date` in the lake, or None.  From
-    the Delta log where the backend can: no read of the table's history, which
-    grows by a day every night."""
+    """The row count of the latest day before `run_date` in the lake (of the same
+    weekday when the table's `row_count_reference` says so), or None.  From the Delta
+    log where the backend can: no read of the table's history, which grows by a day
+    every night."""
     if not ctx.lake.exists(spec.name):
         return None
+    same_weekday = spec.row_count_reference == "same_weekday"
     earlier = {day: rows for day, rows in ctx.lake.counts_by(spec.name, spec.date_column).items()
-               if day is not None and day < run_date}
+               if day is not None and day < run_date
+               and (not same_weekday or day.weekday() == run_date.weekday())}
     return earlier[max(earlier)] if earlier else None
 
 

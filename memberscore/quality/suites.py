@@ -63,6 +63,10 @@ class ValidatedTable:
     producer: str
     run_id_column: str = "run_id"
     written_at_column: str | None = None
+    # the day whose row count the day's is compared with: the latest earlier one, or
+    # (`same_weekday`) the latest earlier one of the same weekday, for a table whose
+    # daily volume follows the week (quiet weekends, a busy Monday)
+    row_count_reference: str = "previous_day"
 
     @property
     def suite_name(self) -> str:
@@ -75,7 +79,7 @@ class ValidatedTable:
 
 BRONZE_TRANSACTIONS = ValidatedTable(
     bronze_table("transactions"), "landing_date", ("transaction_id",),
-    lambda: bronze_schema("transactions"), "ingest",
+    lambda: bronze_schema("transactions"), "ingest", row_count_reference="same_weekday",
 )
 FEATURES = ValidatedTable(
     MEMBER_FEATURES_DAILY.name, MEMBER_FEATURES_DAILY.date_column, MEMBER_FEATURES_DAILY.keys,
