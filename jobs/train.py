@@ -4,9 +4,11 @@ to D, a model fitted and judged on a time split, logged and registered in MLflow
 1. Labels: `bronze_member_outcomes` rows with label_date <= D that had landed by D
    (so re-training an old day gives the same set), one per (member_id, label_date),
    the latest landing winning.
-2. Snapshots: every label wants the snapshot of the day before its label_date; the
-   days missing from `member_features_daily` are built first with `backfill`
-   (logged), or, with `--no-backfill`, the job fails listing them.
+2. Snapshots: every label wants the snapshot of the day before its label_date, and
+   the drift baseline the 28 days ending on the last of them (its reference weeks,
+   memberscore.models.baseline; days ingest has not run for are left out); the days
+   missing from `member_features_daily` are built first with `backfill` (logged), or,
+   with `--no-backfill`, the job fails listing them.
 3. Training set: each label joined to its latest snapshot no older than
    `models.feature_ttl_days` and strictly before its label_date (transforms.training);
    labels without one are dropped and counted.  The feature table is read at one
@@ -32,7 +34,8 @@ from memberscore.args import iso_date
 from memberscore.context import JobResult, RunContext
 from memberscore.errors import MemberscoreError, ModelError
 from memberscore.feature_registry import model_feature_names, required_history_days
-from memberscore.models.baseline import build_baseline
+from memberscore.ingest_log import ingested_days
+from memberscore.models.baseline import REFERENCE_MAX_ROWS, build_baseline
 from memberscore.models.estimator import (
     LABEL,
     TimeSplit,
@@ -60,6 +63,7 @@ from memberscore.transforms.training import (
     latest_labels,
     model_inputs,
     needed_snapshot_dates,
+    reference_days,
 )
 
 log = logging.getLogger(__name__)
@@ -91,7 +95,11 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
     history = _history(ctx, label_dates, required)
     if not history.complete_label_dates:
         raise ModelError(history.failure(labels.count()))
-    backfilled = _ensure_snapshots(ctx, history.complete_label_dates,
+    # the labels' snapshots, and the weeks of snapshots the drift baseline describes
+    needed = needed_snapshot_dates(history.complete_label_dates)
+    reference = _buildable(ctx, [d for d in reference_days(needed[-1]) if history.complete(d)],
+                           needed)
+    backfilled = _ensure_snapshots(ctx, sorted(set(needed) | set(reference)),
                                    backfill=not args.no_backfill)
 
     table = MEMBER_FEATURES_DAILY.name
@@ -113,10 +121,14 @@ def run(ctx: RunContext, args: argparse.Namespace) -> JobResult:
     check_trainable(split, conf.min_training_rows)
     trained = fit(split, features, conf)
     counts.update(train_rows=len(split.train), holdout_rows=len(split.holdout))
+    reference_rows = {day: (rows, churn_probability(trained.pipeline, rows, features))
+                      for day, rows in _reference_rows(snapshots, reference, features,
+                                                       required).items()}
     baseline = build_baseline(usable, churn_probability(trained.pipeline, usable, features),
                               feature_columns=features, label_dates=usable["label_date"],
                               feature_table=table, feature_table_version=table_version,
-                              label_rate=float(usable[LABEL].mean()))
+                              label_rate=float(usable[LABEL].mean()),
+                              reference_weeks=reference_rows)
 
     setup = configure_mlflow(ctx)
     logged = log_training_run(
@@ -173,12 +185,41 @@ def _labels(ctx: RunContext, run_date: dt.date) -> DataFrame:
     return latest_labels(ctx.lake.read(LABELS_TABLE), up_to=known_by_run_date)
 
 
-def _ensure_snapshots(ctx: RunContext, label_dates: list[dt.date],
-                      backfill: bool) -> list[tuple[dt.date, dt.date]]:
-    """Build (with backfill's `build_days`) the day-before snapshots the labels need
-    and lack."""
+def _buildable(ctx: RunContext, week: list[dt.date], needed: list[dt.date]
+               ) -> list[dt.date]:
+    """The reference days that have a snapshot or can have one (ingest has run for
+    them); the others are left out of the baseline, not refused, as are days whose
+    windows cannot be complete (never built for it)."""
     table = MEMBER_FEATURES_DAILY.name
-    needed = needed_snapshot_dates(label_dates)
+    built: set[dt.date] = set()
+    if ctx.lake.exists(table):
+        built = {row[0] for row in (
+            ctx.lake.read(table).filter(F.col("as_of_date").between(week[0], week[-1]))
+            .select("as_of_date").distinct().collect())}
+    ingested = ingested_days(ctx.lake, ctx.settings.ingest.log_table)
+    return [day for day in week if day in built or day in ingested or day in needed]
+
+
+def _reference_rows(snapshots: DataFrame, days: list[dt.date], features: tuple[str, ...],
+                    required: int) -> dict[dt.date, pd.DataFrame]:
+    """Each reference day's members as the model sees them (its inputs), only rows
+    whose windows were complete (history_days >= `required`, as for training), at most
+    REFERENCE_MAX_ROWS in all (a seeded sample beyond); days without such rows are
+    left out."""
+    complete = snapshots.filter(F.col("as_of_date").isin(days) & (F.col(HISTORY) >= required))
+    total = complete.count()
+    if total > REFERENCE_MAX_ROWS:
+        complete = complete.sample(fraction=REFERENCE_MAX_ROWS / total, seed=0)
+    frame = model_inputs(complete, features, keep=["as_of_date"]).toPandas()
+    return {day: rows.reset_index(drop=True)
+            for day, rows in frame.groupby("as_of_date", sort=True) if len(rows)}
+
+
+def _ensure_snapshots(ctx: RunContext, needed: list[dt.date],
+                      backfill: bool) -> list[tuple[dt.date, dt.date]]:
+    """Build (with backfill's `build_days`) the snapshots training needs (the day
+    before each label_date, and the reference weeks) and lacks."""
+    table = MEMBER_FEATURES_DAILY.name
     existing: set[dt.date] = set()
     if ctx.lake.exists(table):
         existing = {row[0] for row in (
@@ -191,9 +232,11 @@ def _ensure_snapshots(ctx: RunContext, label_dates: list[dt.date],
     missing = sum((b - a).days + 1 for a, b in runs)
     if not backfill:
         raise ModelError(
-            f"{table} lacks the snapshots of {missing} day(s) that labels need (the day "
-            f"before each label_date): {format_runs(runs)}; run `memberscore backfill "
-            f"--start {runs[0][0]} --end {runs[-1][1]}`, or train without --no-backfill"
+            f"{table} lacks the snapshots of {missing} day(s) that training needs (the "
+            "day before each label_date, and the ingested days of the 28 ending on the "
+            f"last of them, the drift baseline's reference weeks): {format_runs(runs)}; "
+            f"run `memberscore backfill --start {runs[0][0]} --end {runs[-1][1]}`, or "
+            "train without --no-backfill"
         )
     log.info("train: %d snapshot day(s) missing from %s, backfilling %s", missing, table,
              format_runs(runs))

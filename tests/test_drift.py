@@ -349,3 +349,61 @@ def test_mean_score_without_a_base_rate_or_scores_is_a_warn_without_value() -> N
                         (prediction_drift_metric("m", None, 0.03), "no scores")):
         assert (metric.value, metric.status) == (None, "warn")
         assert why in metric.note
+
+
+def test_a_day_is_compared_with_the_reference_days_of_its_own_weekday() -> None:
+    """Quiet weekends: as of a Monday many members last transacted on Friday (3 days),
+    as of a Tuesday on Monday (1 day).  Against the Tuesday-only training set a
+    stationary Monday alerts; against the reference weeks' Mondays it does not.  A
+    weekday the weeks lack, and a baseline logged without them, fall back to the
+    training set."""
+    import pandas as pd
+
+    from memberscore.monitoring.baselines import weekday_columns
+
+    rng = np.random.default_rng(7)
+    column = "days_since_last_txn"
+
+    def tuesday() -> np.ndarray:
+        return rng.choice([0.0, 1.0, 2.0, 4.0], size=500, p=[0.7, 0.2, 0.05, 0.05])
+
+    def monday() -> np.ndarray:
+        return rng.choice([0.0, 1.0, 3.0, 4.0], size=500, p=[0.75, 0.03, 0.17, 0.05])
+
+    def frame(values: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame({column: values})
+
+    mondays = [dt.date(2026, 11, 16) + dt.timedelta(weeks=k) for k in range(4)]
+    tuesdays = [d + dt.timedelta(days=1) for d in mondays]
+    week = {d: (frame(values), np.full(500, 0.1))
+            for days, draw in ((mondays, monday), (tuesdays, tuesday))
+            for d, values in ((day, draw()) for day in days)}
+    training = np.concatenate([tuesday() for _ in range(4)])
+    document = bl.build_baseline(frame(training), np.full(len(training), 0.1),
+                                 feature_columns=(column,),
+                                 label_dates=pd.Series([dt.date(2026, 12, 9)] * len(training)),
+                                 feature_table="member_features_daily",
+                                 feature_table_version=3, reference_weeks=week)
+    by_weekday = document["by_weekday"]
+    assert [k for k in by_weekday if k != "population"] == ["monday", "tuesday"]
+    assert by_weekday["monday"]["rows"] == 2000
+    assert by_weekday["monday"]["as_of_dates"] == [d.isoformat() for d in mondays]
+    assert by_weekday["tuesday"]["columns"]["score"]["count"] == 2000
+
+    a_monday, later_monday = dt.date(2026, 12, 14), monday()
+    columns, reference = weekday_columns(document, a_monday, "test baseline")
+    assert reference == ("the Mondays of the reference weeks "
+                         "(4 days, 2026-11-16..2026-12-07)")
+    same_weekday = column_psi(columns[column],
+                              numpy_profile(union_points([columns[column]]), later_monday))
+    pooled, fallback = weekday_columns(document, dt.date(2026, 12, 16), "test baseline")
+    assert fallback == "training set"  # no Wednesday in the weeks
+    against_training = column_psi(pooled[column],
+                                  numpy_profile(union_points([pooled[column]]), later_monday))
+    assert same_weekday is not None and against_training is not None
+    assert same_weekday < 0.05 < 0.25 < against_training  # ok against Mondays, alert else
+
+    legacy = {k: v for k, v in document.items() if k != "by_weekday"}
+    columns, reference = weekday_columns(legacy, a_monday, "test baseline")
+    assert reference == "training set"
+    assert columns[column].bin_edges == pooled[column].bin_edges

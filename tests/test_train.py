@@ -416,6 +416,18 @@ def test_train_logs_everything_and_applies_the_alias_rule(
     assert baseline["feature_table_version"] == ctx_b.lake.version("member_features_daily")
     assert 0.0 <= baseline["columns"]["score"]["min"] <= baseline["columns"]["score"]["max"] \
         <= 1.0
+    # the reference weeks are the 28 days ending on the last training snapshot (Sunday
+    # 2026-03-08); nothing was ingested, so only the days with snapshots count: four
+    # Sundays, their 80 members each with complete windows, and the 5 stale members
+    # of 03-01 (the 3 that saw 45 days are left out)
+    week = baseline["by_weekday"]
+    assert set(week) == {"population", "sunday"}
+    assert week["sunday"]["as_of_dates"] == ["2026-02-15", "2026-02-22", "2026-03-01",
+                                             "2026-03-08"]
+    assert week["sunday"]["rows"] == 4 * 80 + 5
+    assert set(week["sunday"]["columns"]) == {*MODEL_FEATURES, "score"}
+    sunday_x = week["sunday"]["columns"]["txn_count_30d"]
+    assert sunday_x["count"] == 4 * 80 + 5 and 0.0 <= sunday_x["min"] <= sunday_x["max"] < 100.0
 
 
 def test_train_never_learns_from_snapshots_on_or_after_the_label_date(

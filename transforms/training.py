@@ -131,6 +131,15 @@ def needed_snapshot_dates(label_dates: Iterable[dt.date]) -> list[dt.date]:
     return sorted({d - dt.timedelta(days=1) for d in label_dates})
 
 
+REFERENCE_DAYS = 28
+
+
+def reference_days(last_snapshot: dt.date) -> list[dt.date]:
+    """The drift baseline's reference weeks: the 28 snapshot days ending on the last
+    training snapshot, four of each weekday (memberscore.models.baseline)."""
+    return [last_snapshot - dt.timedelta(days=n) for n in range(REFERENCE_DAYS - 1, -1, -1)]
+
+
 def date_runs(dates: Iterable[dt.date]) -> list[tuple[dt.date, dt.date]]:
     """Consecutive days grouped into (first, last) runs: [1,2,3,5] -> [(1,3), (5,5)]."""
     runs: list[tuple[dt.date, dt.date]] = []

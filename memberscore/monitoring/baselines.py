@@ -5,6 +5,11 @@ the day (the `model_version` of the day's `member_scores` rows).  In a normal ru
 that is the version `@champion` points at; when the alias has moved since scoring
 (a `train` in between), drift is still measured against the version that produced
 the scores, and the move is logged and noted.
+
+Within it, a day is compared with the reference weeks' snapshots of its own weekday
+(`by_weekday`, memberscore.models.baseline), so the weekly rhythm of members'
+activity is not read as drift; a baseline without that weekday (logged before the
+reference weeks existed, or a weekday without complete rows) is compared as a whole.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from pyspark.sql import functions as F
 
 from memberscore.errors import InputError, ModelError
-from memberscore.models.baseline import ARTIFACT_PATH, FORMAT, FORMAT_VERSION
+from memberscore.models.baseline import ARTIFACT_PATH, FORMAT, FORMAT_VERSION, weekday_name
 from memberscore.tables import MEMBER_SCORES
 from memberscore.transforms.drift import BaselineColumn
 
@@ -39,6 +44,7 @@ class ModelBaseline:
     columns: dict[str, BaselineColumn]
     document: dict[str, Any]
     champion_version: str | None  # where @champion points now (None: no alias)
+    reference: str = "training set"  # what `columns` describe, for people
 
     @property
     def name(self) -> str:
@@ -99,8 +105,9 @@ def scored_versions(ctx: RunContext, run_date: dt.date,
 
 
 def load_baselines(ctx: RunContext, registry: ModelRegistry,
-                   versions: dict[str, str]) -> list[ModelBaseline]:
-    """The baseline of each (model name -> version), checked to be readable."""
+                   versions: dict[str, str], run_date: dt.date) -> list[ModelBaseline]:
+    """The baseline of each (model name -> version) for `run_date`'s weekday, checked
+    to be readable."""
     alias = ctx.settings.models.champion_alias
     out = []
     for name, version in versions.items():
@@ -108,9 +115,10 @@ def load_baselines(ctx: RunContext, registry: ModelRegistry,
         champion = registry.find(name, alias)
         with _no_progress_bar():
             document = registry.baseline(model)
-        columns = parse_baseline(document, f"{model} (run {model.run_id}, {ARTIFACT_PATH})")
+        where = f"{model} (run {model.run_id}, {ARTIFACT_PATH})"
+        columns, reference = weekday_columns(document, run_date, where)
         baseline = ModelBaseline(model, columns, document,
-                                 champion.version if champion else None)
+                                 champion.version if champion else None, reference)
         if baseline.note:
             log.warning(baseline.note)
         out.append(baseline)
@@ -131,6 +139,24 @@ def _no_progress_bar() -> Iterator[None]:
             os.environ.pop(name, None)
         else:
             os.environ[name] = before
+
+
+def weekday_columns(document: dict[str, Any], day: dt.date, where: str
+                    ) -> tuple[dict[str, BaselineColumn], str]:
+    """The columns `day` is compared with, and what they describe: the reference
+    weeks' section of its weekday when the baseline has one, else the training
+    set."""
+    pooled = parse_baseline(document, where)
+    week = document.get("by_weekday")
+    section = week.get(weekday_name(day)) if isinstance(week, dict) else None
+    if not isinstance(section, dict):
+        return pooled, "training set"
+    columns = parse_baseline({**document, "columns": section.get("columns")},
+                             f"{where}, by_weekday.{weekday_name(day)}")
+    dates = section.get("as_of_dates") or []
+    span = f"{dates[0]}..{dates[-1]}" if dates else "?"
+    return columns, (f"the {weekday_name(day).capitalize()}s of the reference weeks "
+                     f"({len(dates)} days, {span})")
 
 
 def parse_baseline(document: dict[str, Any], where: str) -> dict[str, BaselineColumn]:

@@ -100,7 +100,8 @@ class DriftMeasurement:
             columns = [m for m in worst_first(self.metrics) if m.model_name == name
                        and m.metric not in SOURCE_METRICS]
             top = "; ".join(m.describe() for m in columns[:worst])
-            lines.append(f"drift {self.run_date} {name} version {baseline.model.version}: "
+            lines.append(f"drift {self.run_date} {name} version {baseline.model.version} "
+                         f"against {baseline.reference}: "
                          f"{counts[ALERT]} alert, {counts['warn']} warn, {counts['ok']} ok; "
                          f"worst: {top}")
         lines.append("sources: " + "; ".join(
@@ -117,7 +118,8 @@ def measure_drift(ctx: RunContext, run_date: dt.date) -> DriftMeasurement:
     conf = ctx.settings
     names = conf.models.names
     versions = scored_versions(ctx, run_date, names)
-    baselines = load_baselines(ctx, ModelRegistry(configure_mlflow(ctx)), versions)
+    baselines = load_baselines(ctx, ModelRegistry(configure_mlflow(ctx)), versions,
+                               run_date)
     snapshot = day_snapshot(ctx, run_date)
 
     monitored = {b.name: monitored_features(b) for b in baselines}
