@@ -299,11 +299,11 @@ def test_unknown_table_has_no_suite(gate_ctx: RunContext) -> None:
         validate_table(gate_ctx, "drift_metrics", D)
 
 
-def test_bronze_row_count_is_compared_with_the_same_weekday_a_week_before(
+def test_bronze_row_count_is_compared_with_the_same_weekday_of_recent_weeks(
         gate_ctx: RunContext, spark: SparkSession) -> None:
     """Transactions follow the week: a quiet Sunday before a busy Monday is not the
-    Monday's reference, the Monday a week before is; features and scores keep the
-    previous day."""
+    Monday's reference, the median of the last four Mondays is (one month-end Monday
+    among them does not move it); features and scores keep the previous day."""
     def bronze_day(day: dt.date, rows: int) -> None:
         copies = [{**BRONZE_GOOD[0], "transaction_id": f"T{day:%m%d}-{i}", "landing_date": day}
                   for i in range(rows)]
@@ -313,13 +313,21 @@ def test_bronze_row_count_is_compared_with_the_same_weekday_a_week_before(
 
     monday = D  # 2026-01-05
     assert monday.weekday() == 0
+
+    def weeks_before(n: int) -> dt.date:
+        return monday - dt.timedelta(weeks=n)
+
     bronze_day(monday - dt.timedelta(days=1), 2)  # the quiet Sunday before
     assert previous_row_count(gate_ctx, BRONZE_TRANSACTIONS, monday) is None  # no Monday yet
-    bronze_day(monday - dt.timedelta(days=7), 10)
-    bronze_day(monday - dt.timedelta(days=14), 4)
+    bronze_day(weeks_before(1), 10)
     assert previous_row_count(gate_ctx, BRONZE_TRANSACTIONS, monday) == 10
-    assert previous_row_count(gate_ctx, BRONZE_TRANSACTIONS,
-                              monday - dt.timedelta(days=7)) == 4
+    bronze_day(weeks_before(2), 4)
+    assert previous_row_count(gate_ctx, BRONZE_TRANSACTIONS, monday) == 7  # median of 2
+    bronze_day(weeks_before(3), 30)  # a month-end Monday
+    bronze_day(weeks_before(4), 10)
+    bronze_day(weeks_before(5), 90)  # five weeks back: not among the last four
+    assert previous_row_count(gate_ctx, BRONZE_TRANSACTIONS, monday) == 10  # 4, 10, 10, 30
+    assert previous_row_count(gate_ctx, BRONZE_TRANSACTIONS, weeks_before(2)) == 30  # 10, 30, 90
     assert FEATURES.row_count_reference == SCORES.row_count_reference == "previous_day"
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import statistics
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -238,17 +239,23 @@ def day_rows(ctx: RunContext, spec: ValidatedTable, run_date: dt.date,
 
 
 def previous_row_count(ctx: RunContext, spec: ValidatedTable, run_date: dt.date) -> int | None:
-    """The row count of the latest day before `run_date` in the lake (of the same
-    weekday when the table's `row_count_reference` says so), or None.  From the Delta
-    log where the backend can: no read of the table's history, which grows by a day
-    every night."""
+    """The row count the day's is compared with, or None: that of the latest day
+    before `run_date` in the lake, or, when the table's `row_count_reference` is
+    `same_weekday`, the median of the latest SAME_WEEKDAYS earlier days of
+    `run_date`'s weekday (one month end or holiday among them does not move it).
+    From the Delta log where the backend can: no read of the table's history, which
+    grows by a day every night."""
     if not ctx.lake.exists(spec.name):
         return None
-    same_weekday = spec.row_count_reference == "same_weekday"
     earlier = {day: rows for day, rows in ctx.lake.counts_by(spec.name, spec.date_column).items()
-               if day is not None and day < run_date
-               and (not same_weekday or day.weekday() == run_date.weekday())}
+               if day is not None and day < run_date}
+    if spec.row_count_reference == "same_weekday":
+        days = sorted(d for d in earlier if d.weekday() == run_date.weekday())[-SAME_WEEKDAYS:]
+        return round(statistics.median(earlier[d] for d in days)) if days else None
     return earlier[max(earlier)] if earlier else None
+
+
+SAME_WEEKDAYS = 4
 
 
 def _build_docs(ctx: RunContext, workspace: gx.GxWorkspace, key: Any) -> Path | None:

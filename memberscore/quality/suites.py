@@ -63,9 +63,9 @@ class ValidatedTable:
     producer: str
     run_id_column: str = "run_id"
     written_at_column: str | None = None
-    # the day whose row count the day's is compared with: the latest earlier one, or
-    # (`same_weekday`) the latest earlier one of the same weekday, for a table whose
-    # daily volume follows the week (quiet weekends, a busy Monday)
+    # what the day's row count is compared with: the latest earlier day's, or
+    # (`same_weekday`) the median of the last four earlier days of its weekday, for a
+    # table whose daily volume follows the week (quiet weekends, a busy Monday)
     row_count_reference: str = "previous_day"
 
     @property
