@@ -376,6 +376,11 @@ def test_counts_by_gives_rows_per_partition_value_at_a_version(any_lake: Lake,
     lake.replace_where("t", frame(spark, _rows(D2, "y")[:1]), {"as_of_date": D2})
     assert lake.counts_by("t", "as_of_date") == {D1: 5, D2: 1}
     assert lake.counts_by("t", "as_of_date", version=0) == {D1: 3}
+    # only the partitions a filter of the column admits
+    assert lake.counts_by("t", "as_of_date", within=OneOf((D2,))) == {D2: 1}
+    assert lake.counts_by("t", "as_of_date", within=Between(D1, D1)) == {D1: 5}
+    assert lake.counts_by("t", "as_of_date", within=D2 + dt.timedelta(days=1)) == {}
+    assert lake.counts_by("t", "as_of_date", version=0, within=Between(D1, D2)) == {D1: 3}
     if type(lake) is DeltaRsLake:  # from the Delta log alone: no Spark session needed
         assert DeltaRsLake(None, lake.root).counts_by(  # type: ignore[arg-type]
             "t", "as_of_date") == {D1: 5, D2: 1}

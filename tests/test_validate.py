@@ -167,6 +167,9 @@ def test_row_count_drop_is_a_recorded_warning_that_stops_nothing(
     lake.replace_where(SCORES.name, scores(spark, D, 3), {"as_of_date": D})
     assert previous_row_count(gate_ctx, SCORES, D) == 5
     assert previous_row_count(gate_ctx, SCORES, BEFORE) is None
+    # the reference is the latest day of the 31 before: older days are not read
+    assert previous_row_count(gate_ctx, SCORES, D + dt.timedelta(days=31)) == 3
+    assert previous_row_count(gate_ctx, SCORES, D + dt.timedelta(days=32)) is None
 
     outcome = validate_table(gate_ctx, SCORES.name, D)  # reads D's rows from the lake
 
@@ -328,6 +331,9 @@ def test_bronze_row_count_is_compared_with_the_same_weekday_of_recent_weeks(
     bronze_day(weeks_before(5), 90)  # five weeks back: not among the last four
     assert previous_row_count(gate_ctx, BRONZE_TRANSACTIONS, monday) == 10  # 4, 10, 10, 30
     assert previous_row_count(gate_ctx, BRONZE_TRANSACTIONS, weeks_before(2)) == 30  # 10, 30, 90
+    # eight weeks back at most: eight weeks on, the Mondays above are out of reach
+    assert previous_row_count(gate_ctx, BRONZE_TRANSACTIONS, weeks_before(-7)) == 10
+    assert previous_row_count(gate_ctx, BRONZE_TRANSACTIONS, weeks_before(-8)) is None
     assert FEATURES.row_count_reference == SCORES.row_count_reference == "previous_day"
 
 

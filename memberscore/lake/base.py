@@ -70,6 +70,15 @@ class OneOf:
             raise TableError("empty set of partition values")
 
 
+def partition_matches(within: PartitionFilter, value: Any) -> bool:
+    """Whether a partition value satisfies a filter of its column (as `where` does)."""
+    if isinstance(within, Between):
+        return value is not None and within.contains(value)
+    if isinstance(within, OneOf):
+        return value in within.values
+    return bool(value == within)
+
+
 PartitionFilter = PartitionValue | Between | OneOf
 
 
@@ -270,14 +279,19 @@ class Lake(ABC):
         frame = self.read(table, version=version)
         return int(frame.where(_spark_condition(table, frame.columns, where)).count())
 
-    def counts_by(self, table: str, column: str, version: int | None = None) -> dict[Any, int]:
+    def counts_by(self, table: str, column: str, version: int | None = None,
+                  within: PartitionFilter | None = None) -> dict[Any, int]:
         """Rows per value of `column` (a partition column, typically the day) of
         `table` at `version` (default the current one): {value: rows}, without values
-        that have no rows.  This default counts in Spark; the delta-rs backend answers
-        from the Delta log's per-file row counts, without reading data."""
+        that have no rows; with `within`, only the values it admits (a partition
+        filter: only those partitions are read).  This default counts in Spark; the
+        delta-rs backend answers from the Delta log's per-file row counts, without
+        reading data."""
         self._require(table)
         frame = self.read(table, version=version)
         require_column(table, frame.columns, column)
+        if within is not None:
+            frame = frame.where(_spark_condition(table, frame.columns, {column: within}))
         return {row[0]: int(row[1]) for row in frame.groupBy(column).count().collect()}
 
     def export_partition(self, table: str, where: Mapping[str, PartitionFilter],

@@ -34,6 +34,7 @@ from memberscore.lake.base import (
     PartitionFilter,
     PartitionValue,
     _outside_message,
+    partition_matches,
     require_column,
     validate_identifier,
     where_sql,
@@ -141,7 +142,8 @@ class DeltaRsLake(Lake):
                 return int(pc.sum(matching.column("num_records")).as_py() or 0)
         return super().count_rows(table, where, version)
 
-    def counts_by(self, table: str, column: str, version: int | None = None) -> dict[Any, int]:
+    def counts_by(self, table: str, column: str, version: int | None = None,
+                  within: PartitionFilter | None = None) -> dict[Any, int]:
         """See `Lake.counts_by`: for a partition column, the sums of `num_records` of
         the version's files per partition value, from the Delta log; Spark counts for
         any other column, or when a file has no count or a deletion vector."""
@@ -155,8 +157,9 @@ class DeltaRsLake(Lake):
                 for value, rows in zip(adds.column(f"partition.{column}").to_pylist(),
                                        adds.column("num_records").to_pylist(), strict=True):
                     counts[value] = counts.get(value, 0) + int(rows)
-                return {value: rows for value, rows in counts.items() if rows > 0}
-        return super().counts_by(table, column, version)
+                return {value: rows for value, rows in counts.items()
+                        if rows > 0 and (within is None or partition_matches(within, value))}
+        return super().counts_by(table, column, version, within)
 
     def export_partition(self, table: str, where: Mapping[str, PartitionFilter],
                          folder: Path, *, version: int | None = None,

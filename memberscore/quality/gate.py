@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from pyspark.sql import functions as F
 
 from memberscore.errors import QualityGateError
+from memberscore.lake.base import Between, OneOf
 from memberscore.quality import gx
 from memberscore.quality.lineage import DayData, day_data
 from memberscore.quality.outcome import ValidationOutcome, outcome, outcomes_from_result
@@ -239,23 +240,28 @@ def day_rows(ctx: RunContext, spec: ValidatedTable, run_date: dt.date,
 
 
 def previous_row_count(ctx: RunContext, spec: ValidatedTable, run_date: dt.date) -> int | None:
-    """The row count the day's is compared with, or None: that of the latest day
-    before `run_date` in the lake, or, when the table's `row_count_reference` is
-    `same_weekday`, the median of the latest SAME_WEEKDAYS earlier days of
-    `run_date`'s weekday (one month end or holiday among them does not move it).
-    From the Delta log where the backend can: no read of the table's history, which
-    grows by a day every night."""
+    """The row count the day's is compared with, or None: that of the latest of the
+    PREVIOUS_DAYS days before `run_date` that has rows, or, when the table's
+    `row_count_reference` is `same_weekday`, the median of the latest SAME_WEEKDAYS
+    of `run_date`'s weekday among the SAME_WEEKDAY_WEEKS weeks before (one month end
+    or holiday among them does not move it).  Only those days' partitions are
+    counted: the table's whole history, which grows by a day every night, is never
+    read (the delta-rs backend answers from the Delta log)."""
     if not ctx.lake.exists(spec.name):
         return None
-    earlier = {day: rows for day, rows in ctx.lake.counts_by(spec.name, spec.date_column).items()
-               if day is not None and day < run_date}
     if spec.row_count_reference == "same_weekday":
-        days = sorted(d for d in earlier if d.weekday() == run_date.weekday())[-SAME_WEEKDAYS:]
-        return round(statistics.median(earlier[d] for d in days)) if days else None
-    return earlier[max(earlier)] if earlier else None
+        weeks = [run_date - dt.timedelta(weeks=n) for n in range(SAME_WEEKDAY_WEEKS, 0, -1)]
+        counts = ctx.lake.counts_by(spec.name, spec.date_column, within=OneOf(tuple(weeks)))
+        days = sorted(counts)[-SAME_WEEKDAYS:]
+        return round(statistics.median(counts[d] for d in days)) if days else None
+    counts = ctx.lake.counts_by(spec.name, spec.date_column, within=Between(
+        run_date - dt.timedelta(days=PREVIOUS_DAYS), run_date - dt.timedelta(days=1)))
+    return counts[max(counts)] if counts else None
 
 
+PREVIOUS_DAYS = 31
 SAME_WEEKDAYS = 4
+SAME_WEEKDAY_WEEKS = 8
 
 
 def _build_docs(ctx: RunContext, workspace: gx.GxWorkspace, key: Any) -> Path | None:
