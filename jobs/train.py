@@ -190,14 +190,19 @@ def _buildable(ctx: RunContext, week: list[dt.date], needed: list[dt.date]
     """The reference days that have a snapshot or can have one (ingest has run for
     them); the others are left out of the baseline, not refused, as are days whose
     windows cannot be complete (never built for it)."""
-    table = MEMBER_FEATURES_DAILY.name
-    built: set[dt.date] = set()
-    if ctx.lake.exists(table):
-        built = {row[0] for row in (
-            ctx.lake.read(table).filter(F.col("as_of_date").between(week[0], week[-1]))
-            .select("as_of_date").distinct().collect())}
+    built = _built_days(ctx, week)
     ingested = ingested_days(ctx.lake, ctx.settings.ingest.log_table)
     return [day for day in week if day in built or day in ingested or day in needed]
+
+
+def _built_days(ctx: RunContext, days: list[dt.date]) -> set[dt.date]:
+    """The days between the first and last of `days` that have a snapshot."""
+    table = MEMBER_FEATURES_DAILY.name
+    if not ctx.lake.exists(table):
+        return set()
+    return {row[0] for row in (
+        ctx.lake.read(table).filter(F.col("as_of_date").between(days[0], days[-1]))
+        .select("as_of_date").distinct().collect())}
 
 
 def _reference_rows(snapshots: DataFrame, days: list[dt.date], features: tuple[str, ...],
@@ -220,12 +225,7 @@ def _ensure_snapshots(ctx: RunContext, needed: list[dt.date],
     """Build (with backfill's `build_days`) the snapshots training needs (the day
     before each label_date, and the reference weeks) and lacks."""
     table = MEMBER_FEATURES_DAILY.name
-    existing: set[dt.date] = set()
-    if ctx.lake.exists(table):
-        existing = {row[0] for row in (
-            ctx.lake.read(table)
-            .filter(F.col("as_of_date").between(needed[0], needed[-1]))
-            .select("as_of_date").distinct().collect())}
+    existing = _built_days(ctx, needed)
     runs = date_runs(d for d in needed if d not in existing)
     if not runs:
         return []

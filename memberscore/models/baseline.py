@@ -44,6 +44,16 @@ sample beyond that), pooled by weekday: four of each, so one month end or payday
 does not make a weekday's reference.  Monitor compares a day with the section of its
 weekday, and with `columns` when the baseline has none (baselines logged before this
 key existed, or a weekday without complete rows).
+
+Binning: the edges are the distinct deciles (10th..90th percentile, numpy's linear
+interpolation) of the non-null values, so a column with many ties has fewer than ten
+bins (all zeros gives edges [0.0] and bins (-inf, 0], (0, inf)).  Bins are right
+closed: bin i holds the values v with e(i) < v <= e(i+1), taking e(0) = -inf and
+e(k) = +inf; equivalently i = the number of edges strictly below v (`assign_bins`,
+numpy `searchsorted(edges, v, side="left")`, or in Spark the sum over edges of
+`(col > e).cast("int")`).  Proportions are over non-null values; nulls are reported
+separately as `null_share`.  A proportion may be 0: a PSI computation must floor it
+(e.g. at 1e-6).  Every number is a finite float or null (strict JSON, no NaN).
 """
 
 from __future__ import annotations
